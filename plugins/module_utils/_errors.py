@@ -87,3 +87,22 @@ class BackendError(GhostwardenError):
 
     def to_result(self) -> dict:
         return {"failed_step": self.step}
+
+
+class ConflictError(GhostwardenError):
+    """The desired state needs an object that exists but is not the collection's (DESIGN 4.1).
+
+    Raised by the planner instead of adopting or changing a foreign link silently.
+    Carries every conflict found, one readable line each.
+    """
+
+    def __init__(self, conflicts: list[str] | str) -> None:
+        if isinstance(conflicts, str):
+            conflicts = [conflicts]
+        self.conflicts = list(conflicts)
+        more = len(self.conflicts) - 1
+        first = self.conflicts[0] if self.conflicts else "conflict with objects the collection does not own"
+        super().__init__(first if more < 1 else f"{first} (and {more} more conflict{'s' if more > 1 else ''})")
+
+    def to_result(self) -> dict:
+        return {"conflicts": list(self.conflicts)}
