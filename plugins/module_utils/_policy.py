@@ -174,7 +174,7 @@ def _safe_text(value: object, what: str, path: str, issues: list[Issue]) -> str 
     if len(value) > MAX_TEXT:
         issues.append(Issue(path, f"{what} {_describe(value)} is longer than {MAX_TEXT} characters"))
         return None
-    if not SAFE_TEXT_RE.match(value):
+    if not SAFE_TEXT_RE.fullmatch(value):
         issues.append(Issue(
             path,
             f"{what} {_describe(value)} must be non-empty printable ASCII without quotes or backslashes",
@@ -201,7 +201,7 @@ def _items(value: object, path: str, what: str, issues: list[Issue], allow_empty
     """A scalar or a list, as (item, item path) pairs; None (with an issue) when it is neither."""
     if isinstance(value, (list, tuple)):
         if not value and not allow_empty:
-            issues.append(Issue(path, f"{what} must not be an empty list (leave the key out to match any)"))
+            issues.append(Issue(path, "must not be an empty list (leave the key out to match any)"))
             return None
         return [(item, f"{path}[{index}]") for index, item in enumerate(value)]
     if isinstance(value, (str, int)) and not isinstance(value, bool):
@@ -223,10 +223,10 @@ def _merge_ports(ranges: list[PortRange]) -> tuple[PortRange, ...]:
 
 
 def _port(value: object, path: str, issues: list[Issue]) -> PortRange | None:
+    match = PORT_RE.fullmatch(value) if isinstance(value, str) else None
     if _is_int(value):
         first = last = value
-    elif isinstance(value, str) and PORT_RE.match(value):
-        match = PORT_RE.match(value)
+    elif match is not None:
         first = int(match.group(1))
         last = int(match.group(2)) if match.group(2) is not None else first
     else:
@@ -259,7 +259,7 @@ def _network(value: object, path: str, issues: list[Issue]):
         issues.append(Issue(path, f"expected a CIDR or IP address, got {_describe(value)}"))
         return None
     invalid = Issue(path, f"{_describe(value)} is not a valid CIDR or IP address")
-    if not _ADDRESS_CHARS_RE.match(value) or value.count("/") > 1:
+    if not _ADDRESS_CHARS_RE.fullmatch(value) or value.count("/") > 1:
         issues.append(invalid)
         return None
     address, _, prefix = value.partition("/")
@@ -302,7 +302,7 @@ def _families(cidrs: tuple[str, ...]) -> set[int]:
 
 def _rate_limit(value: object, path: str, issues: list[Issue]) -> RateLimit | None:
     if isinstance(value, str):
-        match = RATE_RE.match(value)
+        match = RATE_RE.fullmatch(value)
         if not match:
             issues.append(Issue(path, f"{_describe(value)} is not a rate like 10/second"))
             return None
@@ -317,7 +317,7 @@ def _rate_limit(value: object, path: str, issues: list[Issue]) -> RateLimit | No
     _check_keys(value, RATE_LIMIT_KEYS, path, issues)
     rate = None
     if value.get("rate") is None:
-        issues.append(Issue(_join(path, "rate"), "missing: give the number of packets per unit"))
+        issues.append(Issue(_join(path, "rate"), "rate is required (packets per unit)"))
     else:
         rate = _count(value["rate"], "rate", _join(path, "rate"), issues)
     per = "second"
@@ -344,7 +344,7 @@ def _time_window(value: object, path: str, issues: list[Issue]) -> TimeWindow | 
     raw_hours = value.get("hours")
     if raw_hours is not None:
         hours_path = _join(path, "hours")
-        match = HOURS_RE.match(raw_hours) if isinstance(raw_hours, str) else None
+        match = HOURS_RE.fullmatch(raw_hours) if isinstance(raw_hours, str) else None
         if match is None:
             issues.append(Issue(hours_path, f"{_describe(raw_hours)} is not a time range like 08:00-18:00"))
         else:
@@ -359,8 +359,10 @@ def _time_window(value: object, path: str, issues: list[Issue]) -> TimeWindow | 
     raw_days = value.get("days")
     if raw_days is not None:
         days_path = _join(path, "days")
-        if not isinstance(raw_days, (list, tuple)) or not raw_days:
-            issues.append(Issue(days_path, f"expected a non-empty list of weekdays, got {_describe(raw_days)}"))
+        if not isinstance(raw_days, (list, tuple)):
+            issues.append(Issue(days_path, f"expected a list of weekdays, got {_describe(raw_days)}"))
+        elif not raw_days:
+            issues.append(Issue(days_path, "must not be an empty list (leave the key out to match any day)"))
         else:
             found = set()
             for index, day in enumerate(raw_days):
@@ -502,7 +504,7 @@ def _parse_service(data: object, path: str, issues: list[Issue]) -> tuple[str, t
     _check_keys(data, SERVICE_KEYS, path, issues)
     protocol = None
     if data.get("protocol") is None:
-        issues.append(Issue(_join(path, "protocol"), f"missing: one of {', '.join(RULE_PROTOCOLS)}"))
+        issues.append(Issue(_join(path, "protocol"), f"protocol is required (one of: {', '.join(RULE_PROTOCOLS)})"))
     else:
         protocol = _choice(data["protocol"], RULE_PROTOCOLS, "protocol", _join(path, "protocol"), issues)
     ports: tuple[PortRange, ...] = ()
@@ -510,7 +512,7 @@ def _parse_service(data: object, path: str, issues: list[Issue]) -> tuple[str, t
     raw_port = data.get("port")
     if protocol in L4_PROTOCOLS:
         if raw_port is None:
-            issues.append(Issue(port_path, f"missing: protocol {protocol} needs a port"))
+            issues.append(Issue(port_path, f"port is required with protocol {protocol}"))
         else:
             ports = _ports(raw_port, port_path, issues) or ()
     elif raw_port is not None and not (_is_int(raw_port) and 0 <= raw_port <= 65535):
@@ -595,7 +597,7 @@ def _parse_profile(
     name: object, data: object, path: str, issues: list[Issue], *, name_path: str, file_defaults: bool,
 ) -> Profile | None:
     start = len(issues)
-    if not isinstance(name, str) or not PROFILE_NAME_RE.match(name):
+    if not isinstance(name, str) or not PROFILE_NAME_RE.fullmatch(name):
         issues.append(Issue(
             name_path,
             f"profile name {_describe(name)} must match {PROFILE_NAME_RE.pattern} "
@@ -697,7 +699,7 @@ def load_profile_text(text: str, fmt: str, *, source: str = "") -> Profile:
         raise ValidationError(_file_issue(source, "", f"expected a mapping of profile settings, got {_describe(data)}"))
     issues: list[Issue] = []
     if data.get("name") is None:
-        issues.append(Issue("name", "missing: a profile file must name its profile"))
+        issues.append(Issue("name", "a profile file must give its name"))
         profile = None
     else:
         profile = _parse_profile(data["name"], data, "", issues, name_path="name", file_defaults=True)
