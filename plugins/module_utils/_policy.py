@@ -712,6 +712,8 @@ def _yaml_error(exc: Exception) -> str:
     problem = getattr(exc, "problem", None)
     mark = getattr(exc, "problem_mark", None)
     if problem and mark is not None:
+        context = getattr(exc, "context", None)
+        problem = f"{context}, {problem}" if context else problem
         return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
     return " ".join(str(exc).split())
 
@@ -844,11 +846,10 @@ def _icmp(direction: str) -> tuple[Rule, ...]:
     never be throttled, or IPv6 on the network breaks.
     """
     return (
-        Rule(direction=direction, action="accept", protocol="icmp", rate_limit=_ICMP_LIMIT,
-             comment="icmp, 10/s per source"),
+        Rule(direction=direction, action="accept", protocol="icmp", rate_limit=_ICMP_LIMIT),
         Rule(direction=direction, action="accept", protocol="icmpv6",
              rate_limit=None if direction == "host" else _ICMP_LIMIT,
-             comment="icmpv6 incl. neighbour discovery" if direction == "host" else "icmpv6, 10/s per source"),
+             comment="not limited: neighbour discovery" if direction == "host" else None),
     )
 
 
@@ -875,7 +876,7 @@ def _builtin_profiles() -> dict[str, Profile]:
             name="routed-tight",
             description=(
                 "NAT'd routed network: clients reach out freely; nothing new enters except port forwards; "
-                "the host accepts only ICMP from it (DHCP and DNS are always allowed)"
+                "the host accepts only ICMP from it, besides DHCP and DNS when the network has them"
             ),
             ingress_action="drop",
             egress_action="accept",
@@ -895,7 +896,7 @@ def _builtin_profiles() -> dict[str, Profile]:
                 Rule(direction="ingress", action="accept", protocol="tcp", ports=_single(80, 443),
                      comment="http, https"),
                 Rule(direction="ingress", action="accept", protocol="udp", ports=_single(443),
-                     comment="http/3 (quic)"),
+                     comment="http/3 over quic"),
             ) + _icmp("ingress") + _icmp("host"),
         ),
         Profile(
@@ -968,14 +969,14 @@ def _builtin_profiles() -> dict[str, Profile]:
             host_action="drop",
             rules=(
                 Rule(direction="ingress", action="drop", rate_limit=_DROP_LOG_LIMIT, log=True,
-                     log_prefix="gw-dmz-ingress-drop: ", comment="log dropped ingress, 5/min"),
+                     log_prefix="gw-dmz-ingress-drop: "),
                 Rule(direction="egress", action="drop", destinations=_PRIVATE_RANGES, rate_limit=_DROP_LOG_LIMIT,
-                     log=True, log_prefix="gw-dmz-egress-drop: ", comment="log egress to private ranges, 5/min"),
+                     log=True, log_prefix="gw-dmz-egress-drop: "),
                 Rule(direction="egress", action="drop", destinations=_PRIVATE_RANGES, counter=True,
-                     comment="no egress to private ranges"),
+                     comment="private ranges"),
             ) + _icmp("host") + (
                 Rule(direction="host", action="drop", rate_limit=_DROP_LOG_LIMIT, log=True,
-                     log_prefix="gw-dmz-host-drop: ", comment="log dropped host input, 5/min"),
+                     log_prefix="gw-dmz-host-drop: "),
             ),
         ),
     ]
