@@ -53,8 +53,9 @@ from ansible_collections.ghostwarden.core.plugins.module_utils._policy import (
 
 try:
     import netaddr
+    from netaddr.strategy import ipv4 as ipv4_strategy, ipv6 as ipv6_strategy
 except ImportError:
-    netaddr = None
+    netaddr = ipv4_strategy = ipv6_strategy = None
     HAS_NETADDR = False
     NETADDR_IMPORT_ERROR: str | None = traceback.format_exc()
 else:
@@ -117,7 +118,7 @@ COMMENT_MAX = 64
 _IP_TEXT_RE = re.compile(r"^[0-9A-Fa-f:.]{2,45}$")
 _CIDR_TEXT_RE = re.compile(r"^([0-9A-Fa-f:.]{2,45})/([0-9]{1,3})$")
 _PORTS_RE = re.compile(r"^(0|[1-9][0-9]{0,5})(?:-(0|[1-9][0-9]{0,5}))?$")
-_PUBLIC_RE = re.compile(r"^(?:\[(?P<ip6>[^\]]*)\]|(?P<ip>[^:\[\]]*)):(?P<ports>[^/]*)(?:/(?P<proto>.*))?$")
+_PUBLIC_RE = re.compile(r"^(?:\[(?P<ip6>[^\]]*)\]|(?P<ip>[^:\[\]]*)):(?P<ports>[^:/]*)(?:/(?P<proto>.*))?$")
 _DST6_RE = re.compile(r"^\[(?P<ip>[^\]]*)\](?::(?P<ports>.*))?$")
 _DST4_RE = re.compile(r"^(?P<ip>[^:\[\]]*)(?::(?P<ports>.*))?$")
 
@@ -149,6 +150,12 @@ _RECORD_KEYS = ("name", "ip")
 _FORWARD_SHORT_KEYS = ("public", "dst")
 _FORWARD_LONG_KEYS = ("protocol", "port", "dst_ip", "dst_port", "public_ip")
 _FORWARD_KEYS = _FORWARD_SHORT_KEYS + _FORWARD_LONG_KEYS + ("hairpin", "comment")
+_NETWORK_KEYS_SORTED = tuple(sorted(_NETWORK_KEYS))
+# check_keys' fast path: every allowed-keys tuple as a set.
+_KEY_SETS = {keys: frozenset(keys) for keys in (
+    _TOP_KEYS, _MANAGEMENT_KEYS, _DHCP_KEYS, _HOST_KEYS, _DNS_KEYS, _RECORD_KEYS, _FORWARD_KEYS,
+    _NETWORK_KEYS_SORTED, *_KEYS_BY_TYPE.values())}
+_FORWARD_LONG_KEY_SET = frozenset(_FORWARD_LONG_KEYS)
 
 _SHOW = reprlib.Repr()
 _SHOW.maxstring = 70
@@ -237,23 +244,37 @@ class _PublicEntry(NamedTuple):
     first: int
     last: int
     path: str
-    text: str
     ip: int | None  # None: any local address
+    ip_text: str | None
+    protocol: str
+    family: int
+
+    @property
+    def text(self) -> str:
+        address = ANY_ADDRESS[self.family] if self.ip_text is None else self.ip_text
+        if self.family == 6:
+            address = f"[{address}]"
+        ports = str(self.first) if self.first == self.last else f"{self.first}-{self.last}"
+        return f"{address}:{ports}/{self.protocol}"
 
 
 def _parse_ip(text: object) -> _Addr | None:
-    """A strictly written IPv4 or IPv6 address (no zone, no netmask, no short forms)."""
-    if not isinstance(text, str) or not _IP_TEXT_RE.match(text):
+    """A strictly written IPv4 or IPv6 address (inet_pton rules: no zone, netmask or short forms)."""
+    if not isinstance(text, str) or not _IP_TEXT_RE.fullmatch(text):
         return None
+    # netaddr's per-family strategy functions: the same parsing as IPAddress without the object.
     try:
-        address = netaddr.IPAddress(text, flags=netaddr.INET_PTON)
+        if ":" in text:
+            value = ipv6_strategy.str_to_int(text, flags=netaddr.INET_PTON)
+            return _Addr(6, value, ipv6_strategy.int_to_str(value))
+        value = ipv4_strategy.str_to_int(text, flags=netaddr.INET_PTON)
+        return _Addr(4, value, ipv4_strategy.int_to_str(value))
     except (netaddr.AddrFormatError, ValueError, TypeError):
         return None
-    return _Addr(address.version, int(address), str(address))
 
 
 def _ip_text(value: int, version: int) -> str:
-    return str(netaddr.IPAddress(value, version))
+    return (ipv4_strategy if version == 4 else ipv6_strategy).int_to_str(value)
 
 
 def _ip_problem(text: object, what: str = "an IP address") -> str:
@@ -268,7 +289,7 @@ def _parse_cidr(text: object, *, allow_bare: bool = False) -> tuple[_Net | None,
             return None, f"{_show(text)} is not an IP address or CIDR"
         return _Net(address.version, address.value, address.value, MAX_PREFIX[address.version],
                     f"{address.text}/{MAX_PREFIX[address.version]}"), None
-    match = _CIDR_TEXT_RE.match(text) if isinstance(text, str) else None
+    match = _CIDR_TEXT_RE.fullmatch(text) if isinstance(text, str) else None
     address = _parse_ip(match.group(1)) if match else None
     if address is None:
         return None, f"{_show(text)} is not a CIDR (expected ADDRESS/PREFIX, e.g. 10.33.0.0/24)"
@@ -284,18 +305,46 @@ def _parse_cidr(text: object, *, allow_bare: bool = False) -> tuple[_Net | None,
     return _Net(address.version, first, first | host_mask, prefixlen, network), None
 
 
+def _span(cidr: str) -> tuple[int, int, int, str]:
+    network = netaddr.IPNetwork(cidr)
+    return network.version, network.first, network.last, cidr
+
+
+def _special_ranges() -> dict[str, tuple[tuple[int, int, int, str], ...]]:
+    """Address ranges by meaning, as (version, first, last, cidr), computed once from netaddr."""
+    if netaddr is None:
+        return {}
+    return {
+        "multicast": (_span("224.0.0.0/4"), _span("ff00::/8")),
+        "loopback": (_span("127.0.0.0/8"), _span("::1/128")),
+        "link-local": (_span("169.254.0.0/16"), _span("fe80::/10")),
+        "this-host": (_span("0.0.0.0/8"), _span("::/128")),
+    }
+
+
+SPECIAL_RANGES = _special_ranges()
+
+
+def _in_ranges(version: int, first: int, last: int, kind: str) -> str | None:
+    """The range of that kind that [first, last] overlaps, or None."""
+    for range_version, range_first, range_last, cidr in SPECIAL_RANGES[kind]:
+        if version == range_version and first <= range_last and range_first <= last:
+            return cidr
+    return None
+
+
 def _unicast_problem(address: _Addr, *, allow_loopback: bool = False, allow_link_local: bool = False) -> str | None:
     """Why the address cannot be a unicast peer/destination, or None."""
-    ip = netaddr.IPAddress(address.value, address.version)
-    if address.value == 0:
+    version, value = address.version, address.value
+    if value == 0:
         return "the unspecified address"
-    if ip.is_multicast():
+    if _in_ranges(version, value, value, "multicast"):
         return "a multicast address"
-    if address.version == 4 and address.value == 0xFFFFFFFF:
+    if version == 4 and value == 0xFFFFFFFF:
         return "the broadcast address"
-    if not allow_loopback and ip.is_loopback():
+    if not allow_loopback and _in_ranges(version, value, value, "loopback"):
         return "a loopback address"
-    if not allow_link_local and ip.is_link_local():
+    if not allow_link_local and _in_ranges(version, value, value, "link-local"):
         return "a link-local address"
     return None
 
@@ -318,18 +367,11 @@ def _host_problem(address: _Addr, net: _Net, gw: _Addr) -> str | None:
 
 
 def _reserved_range(net: _Net) -> str | None:
-    """Ranges no network can live in: this-host/unspecified, loopback and multicast."""
-    first = netaddr.IPAddress(net.first, net.version)
-    last = netaddr.IPAddress(net.last, net.version)
-    if net.version == 4:
-        if net.first >> 24 == 0:
-            return "inside 0.0.0.0/8 (this host), not a usable network"
-        if first.is_loopback() or last.is_loopback():
-            return "a loopback range, not a usable network"
-    elif net.first <= 1:  # ::/127 holds the unspecified and the loopback address
-        return "overlapping ::/127 (unspecified and loopback), not a usable network"
-    if first.is_multicast() or last.is_multicast():
-        return "a multicast range, not a usable network"
+    """Why no network can live in ``net`` (this-host, loopback, multicast), or None."""
+    for kind in ("this-host", "loopback", "multicast"):
+        reserved = _in_ranges(net.version, net.first, net.last, kind)
+        if reserved:
+            return f"overlaps the {kind} range {reserved}, which no network can use"
     return None
 
 
@@ -382,6 +424,7 @@ class _Parser:
         self.vlan_links: dict[tuple[str, int], str] = {}
         self.enslaved: dict[str, str] = {}
         self.public_ip_cache: dict[str, _Addr | None] = {}
+        self.port_ranges: dict[tuple[int, int], PortRange] = {}  # shared, immutable: built once per value
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -395,6 +438,8 @@ class _Parser:
         return None
 
     def check_keys(self, data: dict, allowed: tuple[str, ...], path: str, kind: str | None = None) -> None:
+        if data.keys() <= _KEY_SETS[allowed]:
+            return
         for key in data:
             if isinstance(key, str) and key in allowed:
                 continue
@@ -470,7 +515,7 @@ class _Parser:
         if not isinstance(value, str):
             self.fail(path, f"expected an interface name, got {_show(value)} ({_kind(value)})")
             return None
-        if not INTERFACE_NAME_RE.match(value):
+        if not INTERFACE_NAME_RE.fullmatch(value):
             self.fail(path, f"{_show(value)} is not a valid interface name (1-15 characters of A-Z a-z 0-9 "
                             f"_ . @ + -, not starting with . @ + or -)")
             return None
@@ -486,7 +531,7 @@ class _Parser:
                 return self.interfaces[value]  # the entry itself is checked as a reference
             if value in self.bad_interface_keys:
                 return None  # its definition is already reported
-        if not isinstance(value, str) or not INTERFACE_NAME_RE.match(value) or value in RESERVED_INTERFACE_NAMES:
+        if not isinstance(value, str) or not INTERFACE_NAME_RE.fullmatch(value) or value in RESERVED_INTERFACE_NAMES:
             keys = ", ".join(sorted(self.interfaces)) or "none defined"
             self.fail(path, f"{_show(value)} is neither a key of interfaces ({keys}) nor a valid interface name")
             return None
@@ -496,23 +541,29 @@ class _Parser:
     def port_range(self, value: object, path: str, low: int = 1, high: int = 65535,
                    what: str = "port") -> PortRange | None:
         """A port (or VLAN id) as an integer or a string ``"N"`` / ``"A-B"``."""
-        if _is_int(value):
+        match = _PORTS_RE.fullmatch(value) if isinstance(value, str) else None
+        if match is not None:
+            first, second = match.groups()
+            first = int(first)
+            last = first if second is None else int(second)
+        elif _is_int(value):
             first = last = int(value)
-        elif isinstance(value, str) and _PORTS_RE.match(value):
-            match = _PORTS_RE.match(value)
-            first = int(match.group(1))
-            last = int(match.group(2)) if match.group(2) is not None else first
         else:
             self.fail(path, f"expected a {what} or a range \"A-B\", got {_show(value)} ({_kind(value)})")
             return None
-        for number in (first, last):
-            if not low <= number <= high:
-                self.fail(path, f"{what} {number} is out of range {low}-{high}")
-                return None
+        if not low <= first <= high:
+            self.fail(path, f"{what} {first} is out of range {low}-{high}")
+            return None
+        if not low <= last <= high:
+            self.fail(path, f"{what} {last} is out of range {low}-{high}")
+            return None
         if first > last:
             self.fail(path, f"{what} range {_show(value)} starts above its end")
             return None
-        return PortRange(first, last)
+        port_range = self.port_ranges.get((first, last))
+        if port_range is None:
+            port_range = self.port_ranges[first, last] = PortRange(first, last)
+        return port_range
 
     def range_list(self, values: list, path: str, low: int, high: int, what: str) -> tuple[PortRange, ...]:
         """Sorted, non-overlapping ranges (nft interval sets refuse overlaps)."""
@@ -568,7 +619,7 @@ class _Parser:
             return
         for key, name in data.items():
             key_path = _join(path, key)
-            if not isinstance(key, str) or not INTERFACE_KEY_RE.match(key):
+            if not isinstance(key, str) or not INTERFACE_KEY_RE.fullmatch(key):
                 self.fail(key_path, f"interface key {_show(key)} must match {INTERFACE_KEY_RE.pattern}")
                 continue
             resolved = self.iface_name(name, key_path)
@@ -647,7 +698,7 @@ class _Parser:
     # -- one network ------------------------------------------------------------------------
 
     def parse_network(self, name: object, value: object, path: str) -> Network | None:
-        name_ok = isinstance(name, str) and bool(NETWORK_NAME_RE.match(name))
+        name_ok = isinstance(name, str) and bool(NETWORK_NAME_RE.fullmatch(name))
         if not name_ok:
             self.fail(path, f"network name {_show(name)} must match {NETWORK_NAME_RE.pattern} "
                             f"(it becomes nft chain and file names)")
@@ -661,7 +712,7 @@ class _Parser:
             self.fail(_join(path, "type"), f"{_show(kind)} is not a network type ({', '.join(NETWORK_TYPES)})")
             kind = None
         if kind is None:
-            self.check_keys(data, tuple(sorted(_NETWORK_KEYS)), path)
+            self.check_keys(data, _NETWORK_KEYS_SORTED, path)
             return None
         name = str(name) if name_ok else ""
         self.check_keys(data, _KEYS_BY_TYPE[kind], path, kind)
@@ -784,7 +835,7 @@ class _Parser:
         else:
             reserved = _reserved_range(net)
             if reserved:
-                self.fail(cidr_path, f"{net.text} is {reserved}")
+                self.fail(cidr_path, f"{net.text} {reserved}")
                 net = None
         gw = self.ip(data[gw_key], gw_path)
         if net is None or gw is None:
@@ -856,7 +907,7 @@ class _Parser:
         key_path = _join(path, "lease_time")
         if _is_int(value):  # a bare number of seconds, as dnsmasq reads it
             value = str(value)
-        match = LEASE_TIME_RE.match(value) if isinstance(value, str) else None
+        match = LEASE_TIME_RE.fullmatch(value) if isinstance(value, str) else None
         if match is None:
             self.fail(key_path, f"{_show(value)} is not a lease time (seconds, or a number with m, h, d or w, "
                                 f"or \"infinite\")")
@@ -947,7 +998,7 @@ class _Parser:
         if value is None:
             self.fail(path, "required (the client's MAC address)")
             return None
-        if not isinstance(value, str) or not MAC_RE.match(value):
+        if not isinstance(value, str) or not MAC_RE.fullmatch(value):
             self.fail(path, f"{_show(value)} is not a MAC address (six hex octets separated by : or -)")
             return None
         mac = value.lower().replace("-", ":")
@@ -968,7 +1019,7 @@ class _Parser:
         name = value.lower()
         if pattern is DNS_NAME_RE and name.endswith("."):
             name = name[:-1]
-        if len(name) > DNS_NAME_MAX or not pattern.match(name):
+        if len(name) > DNS_NAME_MAX or not pattern.fullmatch(name):
             self.fail(path, f"{_show(value)} is not a valid {what} (labels of 1-63 letters, digits and inner "
                             f"hyphens{', separated by dots, at most 253 characters' if pattern is DNS_NAME_RE else ''})")
             return None
@@ -1023,7 +1074,8 @@ class _Parser:
         pairs: list[tuple[object, object, str, str]] = []  # (name, ip, name path, ip path)
         if isinstance(value, dict):
             for name, address in value.items():
-                pairs.append((name, address, _join(path, name), _join(path, name)))
+                name_path = f"{path}[{_show(name)}]"  # record names contain dots
+                pairs.append((name, address, name_path, name_path))
         elif isinstance(value, (list, tuple)):
             for index, item in enumerate(value):
                 item_path = f"{path}[{index}]"
@@ -1073,11 +1125,11 @@ class _Parser:
         if data is None:
             return None
         self.check_keys(data, _FORWARD_KEYS, path)
-        short = [key for key in _FORWARD_SHORT_KEYS if key in data]
-        long = [key for key in _FORWARD_LONG_KEYS if key in data]
-        if short and long:
-            self.fail(path, f"mixes the short form ({', '.join(short)}) with the long form ({', '.join(long)}); "
-                            f"use one")
+        long = not data.keys().isdisjoint(_FORWARD_LONG_KEY_SET)
+        if long and ("public" in data or "dst" in data):
+            short_keys = ", ".join(key for key in _FORWARD_SHORT_KEYS if key in data)
+            long_keys = ", ".join(key for key in _FORWARD_LONG_KEYS if key in data)
+            self.fail(path, f"mixes the short form ({short_keys}) with the long form ({long_keys}); use one")
             return None
         if long:
             parsed = self.parse_forward_long(data, path)
@@ -1087,7 +1139,7 @@ class _Parser:
         comment = self.parse_comment(data, path)
         if parsed is None:
             return None
-        protocol, family, public_ip, public_ports, dst, dst_ports, public_path, dst_path = parsed
+        protocol, family, public_ip, public_ports, dst, dst_ports, public_path, dst_path, dst_port_path = parsed
         if family is None:
             family = dst.version
         elif dst.version != family:
@@ -1096,13 +1148,13 @@ class _Parser:
         if dst_ports is None:
             dst_ports = public_ports
         elif dst_ports.size != public_ports.size:
-            self.fail(dst_path, f"destination ports {dst_ports} ({dst_ports.size}) and public ports "
+            self.fail(dst_port_path, f"destination ports {dst_ports} ({dst_ports.size}) and public ports "
                                 f"{public_ports} ({public_ports.size}) differ in size")
             return None
-        public_text = _public_text(protocol, family, public_ip, public_ports)
-        self.publics.setdefault((protocol, family), []).append(_PublicEntry(
-            public_ports.first, public_ports.last, public_path, public_text,
-            None if public_ip is None else public_ip.value))
+        entry = _PublicEntry(public_ports.first, public_ports.last, public_path,
+                             None if public_ip is None else public_ip.value,
+                             None if public_ip is None else public_ip.text, protocol, family)
+        self.publics.setdefault((protocol, family), []).append(entry)
         if l3 is None:
             return None
         if family not in l3:
@@ -1113,14 +1165,14 @@ class _Parser:
             self.fail(dst_path, f"{dst.text} {problem}")
             return None
         if protocol == "tcp" and public_ip is None:
-            self.warn_management_forward(path, public_text, public_ports, dst.text)
+            self.warn_management_forward(path, entry, dst.text)
         return Forward(
             family=family, protocol=protocol, public_ip=None if public_ip is None else public_ip.text,
             public_port=public_ports, dst_ip=dst.text, dst_port=dst_ports, hairpin=hairpin, comment=comment,
         )
 
     def parse_forward_short(self, data: dict, path: str) -> tuple | None:
-        public_path, dst_path = _join(path, "public"), _join(path, "dst")
+        public_path, dst_path = f"{path}.public", f"{path}.dst"
         public, dst = data.get("public"), data.get("dst")
         if public is None:
             self.fail(public_path, "required (\"IP:PORT/PROTO\", e.g. \"0.0.0.0:4022/tcp\")")
@@ -1132,10 +1184,10 @@ class _Parser:
         dst_parsed = self.parse_dst(dst, dst_path)
         if public_parsed is None or dst_parsed is None:
             return None
-        return (*public_parsed, *dst_parsed, public_path, dst_path)
+        return (*public_parsed, *dst_parsed, public_path, dst_path, dst_path)
 
     def parse_public(self, value: object, path: str) -> tuple[str, int | None, _Addr | None, PortRange] | None:
-        match = _PUBLIC_RE.match(value) if isinstance(value, str) else None
+        match = _PUBLIC_RE.fullmatch(value) if isinstance(value, str) else None
         if match is None:
             self.fail(path, f"{_show(value)} is not \"IP:PORT[-PORT]/PROTO\" (e.g. \"0.0.0.0:4022/tcp\"; "
                             f"IPv6 in brackets, \"[::]:4022/tcp\")")
@@ -1178,11 +1230,11 @@ class _Parser:
             self.fail(path, f"expected \"IP[:PORT[-PORT]]\", got {_show(value)} ({_kind(value)})")
             return None
         if value.startswith("["):
-            match, version = _DST6_RE.match(value), 6
+            match, version = _DST6_RE.fullmatch(value), 6
         elif value.count(":") > 1:  # a bare IPv6 address, no port
-            match, version = _DST6_RE.match(f"[{value}]"), 6
+            match, version = _DST6_RE.fullmatch(f"[{value}]"), 6
         else:
-            match, version = _DST4_RE.match(value), 4
+            match, version = _DST4_RE.fullmatch(value), 4
         if match is None:
             self.fail(path, f"{_show(value)} is not \"IP[:PORT[-PORT]]\" (IPv6 in brackets, \"[2001:db8::10]:22\")")
             return None
@@ -1229,13 +1281,13 @@ class _Parser:
             ok = ok and dst_ports is not None
         if not ok or ports is None or dst is None:
             return None
-        return protocol, family, public_ip, ports, dst, dst_ports, public_path, dst_path
+        return protocol, family, public_ip, ports, dst, dst_ports, public_path, dst_path, _join(path, "dst_port")
 
     def parse_comment(self, data: dict, path: str) -> str | None:
         value = data.get("comment")
         if value is None:
             return None
-        if not isinstance(value, str) or not COMMENT_RE.match(value):
+        if not isinstance(value, str) or not COMMENT_RE.fullmatch(value):
             self.fail(_join(path, "comment"), f"{_show(value)} is not a comment of 1-{COMMENT_MAX} printable ASCII "
                                               f"characters without quotes or backslash")
             return None
@@ -1300,12 +1352,13 @@ class _Parser:
             parent = None
         if vid is None or parent is None:
             return
-        fields["vlan"], fields["parent"] = vid, parent
         other = self.vlan_links.get((parent, vid))
         if other is not None:
+            # Reported once here; without vlan/parent no clashing device name is derived either.
             self.fail(_join(path, "vlan"), f"VLAN {vid} on {parent} is already used by {other}")
-        else:
-            self.vlan_links[parent, vid] = _join(path, "vlan")
+            return
+        self.vlan_links[parent, vid] = _join(path, "vlan")
+        fields["vlan"], fields["parent"] = vid, parent
         if kind == "bridge":
             vlan_path = _join(path, "vlan_iface")
             if data.get("vlan_iface") is not None:
@@ -1328,9 +1381,10 @@ class _Parser:
             other = self.vnis.get(vni)
             if other is not None:
                 self.fail(_join(path, "vni"), f"VNI {vni} is already used by {other}")
+                vni = None  # so that no clashing vx<vni> name is derived as well
             else:
                 self.vnis[vni] = _join(path, "vni")
-            fields["vni"] = vni
+                fields["vni"] = vni
         local = None
         if data.get("local") is not None:
             local = self.unicast(data["local"], _join(path, "local"))
@@ -1458,12 +1512,12 @@ class _Parser:
                     return port
         return None
 
-    def warn_management_forward(self, path: str, public_text: str, ports: PortRange, dst: str) -> None:
+    def warn_management_forward(self, path: str, public: _PublicEntry, dst: str) -> None:
         for managed in self.management.ports:
-            if ports.first <= managed.last and managed.first <= ports.last:
-                port = max(ports.first, managed.first)
+            if public.first <= managed.last and managed.first <= public.last:
+                port = max(public.first, managed.first)
                 self.warnings.append(
-                    f"{path}: {public_text} forwards management port {port}/tcp on every address to {dst}: "
+                    f"{path}: {public.text} forwards management port {port}/tcp on every address to {dst}: "
                     f"connections to that port no longer reach this host")
                 return
 
@@ -1477,13 +1531,6 @@ def _network_of(path: str) -> str:
 def _forward_order(forward: Forward) -> tuple:
     return (forward.family, forward.protocol, forward.public_port, forward.public_ip or "", forward.dst_ip,
             forward.dst_port)
-
-
-def _public_text(protocol: str, family: int, public_ip: _Addr | None, ports: PortRange) -> str:
-    address = ANY_ADDRESS[family] if public_ip is None else public_ip.text
-    if family == 6:
-        address = f"[{address}]"
-    return f"{address}:{ports}/{protocol}"
 
 
 def _require_netaddr() -> None:
@@ -1566,7 +1613,7 @@ def load_topology_text(text: str, fmt: str, *, source: str = "") -> dict:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
-            match = _TOML_POSITION_RE.match(str(error))
+            match = _TOML_POSITION_RE.fullmatch(str(error))
             if match:
                 raise _syntax_error(source, fmt, match.group("message"), int(match.group("line")),
                                     int(match.group("column"))) from None
