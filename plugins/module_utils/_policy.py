@@ -262,8 +262,8 @@ def _network(value: object, path: str, issues: list[Issue]):
     if not _ADDRESS_CHARS_RE.fullmatch(value) or value.count("/") > 1:
         issues.append(invalid)
         return None
-    address, _, prefix = value.partition("/")
-    if prefix and not prefix.isdigit():
+    address, slash, prefix = value.partition("/")
+    if slash and not prefix.isdigit():
         issues.append(invalid)  # netmask notation is ambiguous to readers; ask for a prefix length
         return None
     try:

@@ -59,7 +59,8 @@ def test_longest_name_is_accepted() -> None:
     ),
     pytest.param(
         {'colour': 'red'},
-        ["policies.p.colour: unknown key 'colour' (expected one of: name, description, default_action, ingress_action, egress_action, host_action, rules, allowed_ingress_cidrs, allowed_egress_cidrs, services)"],
+        ["policies.p.colour: unknown key 'colour' (expected one of: name, description, default_action, ingress_action, "
+         "egress_action, host_action, rules, allowed_ingress_cidrs, allowed_egress_cidrs, services)"],
         id='unknown',
     ),
     pytest.param(
@@ -83,7 +84,7 @@ def test_longest_name_is_accepted() -> None:
         id='desc-newline',
     ),
     pytest.param(
-        {'description': 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'},
+        {'description': 'x' * 257},
         ["policies.p.description: description string 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...' is longer than 256 characters"],
         id='desc-long',
     ),
@@ -109,7 +110,8 @@ def test_longest_name_is_accepted() -> None:
     ),
     pytest.param(
         rule(dport=22),
-        ["policies.p.rules[0].dport: unknown key 'dport' (expected one of: direction, action, protocol, port, ports, source, sources, destination, destinations, rate_limit, conn_limit, log, log_prefix, counter, time, comment)"],
+        ["policies.p.rules[0].dport: unknown key 'dport' (expected one of: direction, action, protocol, port, ports, "
+         "source, sources, destination, destinations, rate_limit, conn_limit, log, log_prefix, counter, time, comment)"],
         id='rule-unknown',
     ),
     pytest.param(
@@ -206,6 +208,11 @@ def test_longest_name_is_accepted() -> None:
         rule(source='10.1'),
         ["policies.p.rules[0].source: string '10.1' is not a valid CIDR or IP address"],
         id='source-short',
+    ),
+    pytest.param(
+        rule(source="10.0.0.0/"),
+        ["policies.p.rules[0].source: string '10.0.0.0/' is not a valid CIDR or IP address"],
+        id='source-empty-prefix',
     ),
     pytest.param(
         rule(source=' 10.0.0.0/8'),
