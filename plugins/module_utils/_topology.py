@@ -282,17 +282,22 @@ def _ip_problem(text: object, what: str = "an IP address") -> str:
 
 
 def _parse_cidr(text: object, *, allow_bare: bool = False) -> tuple[_Net | None, str | None]:
-    """A CIDR, or the reason it is not one. Host bits set is an error that names the network."""
+    """A CIDR, or the reason it is not one. Host bits set is an error that names the network.
+
+    With ``allow_bare`` a plain address is accepted as a host route (/32 or /128).
+    """
+    shape = ("an IP address or CIDR (e.g. 192.0.2.10 or 192.0.2.0/24)" if allow_bare
+             else "a CIDR (expected ADDRESS/PREFIX, e.g. 10.33.0.0/24)")
     if allow_bare and isinstance(text, str) and "/" not in text:
         address = _parse_ip(text)
         if address is None:
-            return None, f"{_show(text)} is not an IP address or CIDR"
+            return None, f"{_show(text)} is not {shape}"
         return _Net(address.version, address.value, address.value, MAX_PREFIX[address.version],
                     f"{address.text}/{MAX_PREFIX[address.version]}"), None
     match = _CIDR_TEXT_RE.fullmatch(text) if isinstance(text, str) else None
     address = _parse_ip(match.group(1)) if match else None
     if address is None:
-        return None, f"{_show(text)} is not a CIDR (expected ADDRESS/PREFIX, e.g. 10.33.0.0/24)"
+        return None, f"{_show(text)} is not {shape}"
     prefixlen = int(match.group(2))
     bits = MAX_PREFIX[address.version]
     if prefixlen > bits:
