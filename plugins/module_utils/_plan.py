@@ -604,9 +604,10 @@ def _recreate_reason(observed: LinkState, desired: LinkState) -> Optional[str]:
 
 
 def _attr_changes(current: Mapping[str, AttrValue], desired: LinkState) -> Dict[str, DetailValue]:
+    """Attributes to modify in place; immutable ones are equal here (else the link is recreated)."""
     changes: Dict[str, DetailValue] = {}
     for key, value in desired.attrs:
-        if key not in IMMUTABLE_ATTRS[desired.kind] and current.get(key) != value:
+        if current.get(key) != value:
             changes[key] = value
     for key in UNSET_WHEN_ABSENT:
         if desired.attr(key) is None and current.get(key) is not None:
