@@ -115,6 +115,7 @@ LEASE_TIME_MIN = 120  # dnsmasq raises anything shorter to two minutes
 COMMENT_RE = re.compile(r"^[\x20\x21\x23-\x26\x28-\x5b\x5d-\x7e]{1,64}$")
 COMMENT_MAX = 64
 
+_PLAIN_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _IP_TEXT_RE = re.compile(r"^[0-9A-Fa-f:.]{2,45}$")
 _CIDR_TEXT_RE = re.compile(r"^([0-9A-Fa-f:.]{2,45})/([0-9]{1,3})$")
 _PORTS_RE = re.compile(r"^(0|[1-9][0-9]{0,5})(?:-(0|[1-9][0-9]{0,5}))?$")
@@ -193,7 +194,10 @@ def _kind(value: object) -> str:
 
 
 def _join(base: str, key: object) -> str:
-    return f"{base}.{key}" if base else str(key)
+    """``base.key``; keys that are not plain words go in brackets, quoted, so a path stays one line."""
+    if isinstance(key, str) and _PLAIN_KEY_RE.fullmatch(key):
+        return f"{base}.{key}" if base else key
+    return f"{base}[{_show(key)}]"
 
 
 def _is_int(value: object) -> bool:
@@ -419,11 +423,14 @@ class _Parser:
         self.bad_interface_keys: set[str] = set()
         self.profiles: dict[str, Profile] = dict(BUILTIN_PROFILES)
         self.bad_profiles: set[str] = set()
+        # References to an interfaces entry or profile that is itself invalid are not reported
+        # again, but must still invalidate the network that makes them.
+        self.suppressed = 0
         self.management = Management()
         # Cross-network checks, done once every network is parsed.
         self.created: dict[str, str] = {}  # link name -> path of the field that creates it
         self.foreign: list[tuple[str, str]] = []  # (existing link name, path of the reference)
-        self.subnets: list[tuple[int, int, int, str, str]] = []  # (version, first, last, path, cidr)
+        self.subnets: list[tuple[int, int, int, str, str, str]] = []  # (version, first, last, path, cidr, network)
         self.publics: dict[tuple[str, int], list[_PublicEntry]] = {}  # (protocol, family) -> entries
         self.vnis: dict[int, str] = {}
         self.vlan_links: dict[tuple[str, int], str] = {}
@@ -477,15 +484,6 @@ class _Parser:
             return None
         return int(value)
 
-    def get_str(self, data: dict, key: str, path: str) -> str | None:
-        value = data.get(key)
-        if value is None:
-            return None
-        if isinstance(value, str):
-            return str(value)
-        self.fail(_join(path, key), f"expected a string, got {_show(value)} ({_kind(value)})")
-        return None
-
     def get_list(self, data: dict, key: str, path: str) -> list:
         value = data.get(key)
         if value is None:
@@ -535,7 +533,8 @@ class _Parser:
             if value in self.interfaces:
                 return self.interfaces[value]  # the entry itself is checked as a reference
             if value in self.bad_interface_keys:
-                return None  # its definition is already reported
+                self.suppressed += 1  # its definition is already reported
+                return None
         if not isinstance(value, str) or not INTERFACE_NAME_RE.fullmatch(value) or value in RESERVED_INTERFACE_NAMES:
             keys = ", ".join(sorted(self.interfaces)) or "none defined"
             self.fail(path, f"{_show(value)} is neither a key of interfaces ({keys}) nor a valid interface name")
@@ -721,11 +720,11 @@ class _Parser:
             return None
         name = str(name) if name_ok else ""
         self.check_keys(data, _KEYS_BY_TYPE[kind], path, kind)
-        start = len(self.issues)
+        start, suppressed = len(self.issues), self.suppressed
         fields: dict[str, Any] = {"name": name, "type": kind}
 
         fields["mtu"] = self.get_int(data, "mtu", path, 68, 65535, "MTU")
-        subnets, l3 = self.parse_l3(data, path, kind)
+        subnets, l3 = self.parse_l3(data, path, kind, _show(name))
         fields["subnets"] = tuple(subnets)
         if "dhcp" in data:
             fields["dhcp"] = self.parse_dhcp(data["dhcp"], _join(path, "dhcp"), l3)
@@ -744,7 +743,7 @@ class _Parser:
         if kind == "vxlan":
             self.parse_vxlan(data, path, fields)
         self.parse_iface(data, path, kind, name, fields)
-        if len(self.issues) > start or not name_ok:
+        if len(self.issues) > start or self.suppressed > suppressed or not name_ok:
             return None
         return Network(**fields)
 
@@ -782,7 +781,8 @@ class _Parser:
 
     # -- L3 ---------------------------------------------------------------------------------
 
-    def parse_l3(self, data: dict, path: str, kind: str) -> tuple[list[Subnet], dict[int, tuple[_Net, _Addr]] | None]:
+    def parse_l3(self, data: dict, path: str, kind: str,
+                 network: str) -> tuple[list[Subnet], dict[int, tuple[_Net, _Addr]] | None]:
         """The network's subnets, and per family (net, gw) for the checks that need them.
 
         The second value is None when the addressing itself is invalid, so that dependent
@@ -814,7 +814,7 @@ class _Parser:
                 net, gw = l3[version]
                 key = "cidr6" if version == 6 and 4 in l3 else "cidr"
                 subnets.append(Subnet(cidr=net.text, gw_ip=gw.text, family=version))
-                self.subnets.append((version, net.first, net.last, _join(path, key), net.text))
+                self.subnets.append((version, net.first, net.last, _join(path, key), net.text, network))
         return subnets, l3
 
     def parse_subnet(self, data: dict, path: str, cidr_key: str, gw_key: str,
@@ -1308,7 +1308,8 @@ class _Parser:
         if isinstance(value, str) and value in self.profiles:
             return str(value)
         if isinstance(value, str) and value in self.bad_profiles:
-            return None  # its definition is already reported
+            self.suppressed += 1  # its definition is already reported
+            return None
         self.fail(key_path, f"unknown profile {_show(value)} (known: {', '.join(sorted(self.profiles))})")
         return None
 
@@ -1351,7 +1352,9 @@ class _Parser:
         elif "uplink" in self.interfaces:
             parent = self.interfaces["uplink"]
         else:
-            if "uplink" not in self.bad_interface_keys:
+            if "uplink" in self.bad_interface_keys:
+                self.suppressed += 1
+            else:
                 self.fail(parent_path, f"required with vlan {_show(data['vlan'])}: the link that carries the VLAN "
                                        f"(no 'uplink' in interfaces to default to)")
             parent = None
@@ -1437,13 +1440,13 @@ class _Parser:
 
     def check_subnet_overlaps(self) -> None:
         """Sorted by first address, a subnet overlaps an earlier one iff it starts before the furthest end so far."""
-        furthest: dict[int, tuple[int, str, str]] = {}  # version -> (last, path, cidr)
-        for version, first, last, path, cidr in sorted(self.subnets):
+        furthest: dict[int, tuple[int, str, str]] = {}  # version -> (last, cidr, network)
+        for version, first, last, path, cidr, network in sorted(self.subnets):
             reach = furthest.get(version)
             if reach is not None and first <= reach[0]:
-                self.fail(path, f"{cidr} overlaps {reach[2]} of {_network_of(reach[1])}")
+                self.fail(path, f"{cidr} overlaps {reach[1]} of network {reach[2]}")
             if reach is None or last > reach[0]:
-                furthest[version] = (last, path, cidr)
+                furthest[version] = (last, cidr, network)
 
     def check_public_overlaps(self) -> None:
         """No two forwards may claim the same (address, port, protocol); the any-address claims every address."""
@@ -1525,12 +1528,6 @@ class _Parser:
                     f"{path}: {public.text} forwards management port {port}/tcp on every address to {dst}: "
                     f"connections to that port no longer reach this host")
                 return
-
-
-def _network_of(path: str) -> str:
-    """``networks.a.cidr`` -> ``network 'a'`` for messages that name the other network."""
-    parts = path.split(".")
-    return f"network {parts[-2]!r}" if len(parts) >= 2 else path
 
 
 def _forward_order(forward: Forward) -> tuple:

@@ -73,47 +73,8 @@ def parse_networks(networks: dict, **top: object) -> dict[str, Network]:
 
 
 def rich_topology() -> dict:
-    """Every network type and most optional fields, IPv4 and IPv6."""
-    return {
-        "version": 1,
-        "interfaces": {"uplink": "enp6s0", "underlay": "eno1", "lan": "eno2"},
-        "management": {"allow_from": ["2001:db8:ff::/48", "192.0.2.0/24", "198.51.100.7"], "ports": [22, "8000-8010"]},
-        "policies": {
-            "web-only": {"description": "web only", "host_action": "drop",
-                         "rules": [{"direction": "host", "action": "accept", "protocol": "tcp", "ports": [22]}]},
-            "routed-tight": {"description": "my own routed-tight", "host_action": "accept"},
-        },
-        "networks": {
-            "nat_dev": {
-                "type": "routed", "cidr": "10.33.0.0/24", "gw_ip": "10.33.0.1",
-                "cidr6": "fd00:33::/64", "gw_ip6": "fd00:33::1", "mtu": 1450,
-                "dhcp": {"lease_time": 3600, "hosts": [
-                    {"mac": "52-54-00-AA-BB-02", "ip": "10.33.0.20", "hostname": "Web"},
-                    {"mac": "52:54:00:aa:bb:01", "ip": "10.33.0.5"},
-                    {"mac": "52:54:00:aa:bb:01", "ip": "fd00:33::5"},
-                ]},
-                "dns": {"zones": ["Dev.Lan.", "lab.example"], "records": {"web.dev.lan": "10.33.0.20"},
-                        "upstream": ["9.9.9.9", "2620:fe::fe"]},
-                "masq_out": "uplink",
-                "forwards": [
-                    {"public": "[::]:8443/tcp", "dst": "[fd00:33::20]:443", "comment": "web over v6"},
-                    {"public": "0.0.0.0:4022/tcp", "dst": "10.33.0.10:22"},
-                    {"public": "198.51.100.9:5000-5009/udp", "dst": "10.33.0.11:6000-6009", "hairpin": False},
-                    {"protocol": "sctp", "port": 3868, "dst_ip": "10.33.0.12"},
-                ],
-                "policy_profile": "web-only",
-                "stp": True,
-            },
-            "br_trunk": {"type": "bridge", "iface": "br-trunk", "vlan_filtering": True, "vids": ["100-199", 20],
-                         "ports": ["lan", "eno3"], "policy_profile": "l2-lan"},
-            "br_work": {"type": "bridge", "vlan": 20, "parent": "uplink", "cidr": "10.40.0.0/24",
-                        "gw_ip": "10.40.0.1"},
-            "storage": {"type": "vlan", "vlan": 30, "parent": "underlay", "cidr": "fd00:30::/64", "gw_ip": "fd00:30::1",
-                        "policy_profile": "routed-tight"},
-            "overlay_lab": {"type": "vxlan", "vni": 1200, "bridge": "br-overlay", "peers": ["10.0.0.12", "10.0.0.11"],
-                            "local": "10.0.0.10", "dev": "underlay", "dstport": 8472, "learning": True},
-        },
-    }
+    """Every network type and most optional fields, IPv4 and IPv6 (fixtures/rich.yaml)."""
+    return load_topology_file(str(FIXTURES / "rich.yaml"))
 
 
 # -- the original CLI's example -------------------------------------------------------------------

@@ -106,7 +106,7 @@ CASES = [
      ["networks.1bad: network name '1bad' must match ^[A-Za-z][A-Za-z0-9_-]{0,31}$ "
       "(it becomes nft chain and file names)"]),
     ("network-name-dot", topology({"a.b": routed()}),
-     ["networks.a.b: network name 'a.b' must match ^[A-Za-z][A-Za-z0-9_-]{0,31}$ (it becomes nft chain and file names)"]),
+     ["networks['a.b']: network name 'a.b' must match ^[A-Za-z][A-Za-z0-9_-]{0,31}$ (it becomes nft chain and file names)"]),
     ("network-name-33-chars", topology({"a" * 33: routed()}),
      [f"networks.{'a' * 33}: network name '{'a' * 33}' must match ^[A-Za-z][A-Za-z0-9_-]{{0,31}}$ "
       "(it becomes nft chain and file names)"]),
@@ -121,8 +121,8 @@ CASES = [
      [f"networks.n.cdir: unknown key 'cdir' (known keys: {KNOWN_ROUTED_KEYS})"]),
     ("network-key-of-another-type", topology({"n": routed(vni=5)}),
      ["networks.n.vni: key 'vni' does not apply to a network of type routed"]),
-    ("network-non-string-key", topology({"n": routed(**{"1": 1})}),
-     [f"networks.n.1: unknown key '1' (known keys: {KNOWN_ROUTED_KEYS})"]),
+    ("network-non-string-key", topology({"n": {**routed(), 1: 1}}),
+     [f"networks.n[1]: unknown key 1 (known keys: {KNOWN_ROUTED_KEYS})"]),
     ("mtu-range", topology({"n": routed(mtu=20)}), ["networks.n.mtu: MTU 20 is out of range 68-65535"]),
     ("mtu-string", topology({"n": routed(mtu="1500")}), ["networks.n.mtu: expected an integer, got '1500' (a string)"]),
     ("mtu-bool", topology({"n": routed(mtu=True)}), ["networks.n.mtu: expected an integer, got true (a boolean)"]),
@@ -273,6 +273,11 @@ CASES = [
      ["networks.n.masq_out: 'gw-n' is a link this topology creates (networks.n.iface); it must name an existing link"]),
     ("masq-out-without-subnet", topology({"n": {"type": "bridge", "masq_out": "uplink"}}),
      ["networks.n.masq_out: masquerading needs an address on the network: set cidr and gw_ip"]),
+    ("key-with-newline-stays-one-line", topology({"n": routed(**{"x\n": 1})}),
+     [f"networks.n['x\\n']: unknown key 'x\\n' (known keys: {KNOWN_ROUTED_KEYS})"]),
+    ("reference-to-an-invalid-interfaces-entry", topology({"n": {"type": "vlan", "vlan": 5, "parent": "uplink"}},
+                                                           interfaces={"uplink": None}),
+     ["interfaces.uplink: expected an interface name, got null (null)"]),
     ("interfaces-value-created-link", topology({"a": {"type": "bridge", "iface": "br0"}}, interfaces={"uplink": "br0"}),
      ["interfaces.uplink: 'br0' is a link this topology creates (networks.a.iface); it must name an existing link"]),
     # -- forwards ------------------------------------------------------------------------------
