@@ -1,7 +1,7 @@
 # Copyright (c) ghostwarden.core contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Topologies for the nft renderer's tests, built directly from the model's dataclasses.
+"""Topologies for the nft renderer's tests (no tests here), built directly from the model's dataclasses.
 
 The renderer's tests do not depend on the parser or the built-in profiles: the
 profiles here are stand-ins shaped like the built-ins, named ``test-...``.
