@@ -360,3 +360,70 @@ def test_every_combination_passes_dnsmasq_test(dnsmasq_check, tmp_path, families
     assert ("enable-ra" in text.splitlines()) == (dhcp_kind != "none" and families != "v4")
     assert ("dhcp-option=option:router,10.33.0.1" in text.splitlines()) == (dhcp_kind != "none" and families != "v6")
     assert ("no-resolv" in text.splitlines()) == (dns_kind == "zones+records+upstream")
+
+
+# --- a live instance in a lab ---------------------------------------------------------------------
+
+CLIENT_SCRIPT = """#!/bin/sh
+[ "$1" = bound ] && echo "bound ip=$ip router=$router dns=$dns domain=$domain lease=$lease"
+exit 0
+"""
+
+
+def run(*argv: str) -> str:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, f"{' '.join(argv)}: {result.stderr}"
+    return result.stdout
+
+
+@pytest.mark.root
+def test_the_example_instance_serves_dhcp_and_dns_in_a_lab(tmp_path):
+    """The rendered example, started as dnsmasq in a lab namespace, leases to a client in another
+    namespace with the gateway as router and DNS server, and answers for the client's name."""
+    missing = [tool for tool in ("ip", "dnsmasq", "busybox") if shutil.which(tool) is None]
+    if os.geteuid() != 0 or missing:
+        pytest.skip(f"needs root and {', '.join(missing) or 'namespaces'}")
+    host, client = f"gwt-{secrets.token_hex(4)}", f"gwt-{secrets.token_hex(4)}"
+    state_dir = tmp_path / "state"
+    (state_dir / "dnsmasq").mkdir(parents=True)
+    files = render_dnsmasq(topology(nat_dev()), state_dir=str(state_dir))
+    for path, content in files.items():
+        Path(path).write_text(content)
+    script = tmp_path / "client.sh"
+    script.write_text(CLIENT_SCRIPT)
+    script.chmod(0o755)
+    server = None
+    try:
+        run("ip", "netns", "add", host)
+        run("ip", "netns", "add", client)
+        run("ip", "-n", host, "link", "add", "gw-nat_dev", "type", "bridge")
+        run("ip", "-n", host, "link", "add", "vp0", "type", "veth", "peer", "name", "vp1", "netns", client)
+        run("ip", "-n", host, "link", "set", "vp0", "master", "gw-nat_dev")
+        for namespace, link in ((host, "lo"), (host, "vp0"), (host, "gw-nat_dev"), (client, "lo"), (client, "vp1")):
+            run("ip", "-n", namespace, "link", "set", link, "up")
+        run("ip", "-n", host, "addr", "add", "10.33.0.1/24", "dev", "gw-nat_dev")
+        config = next(iter(files))
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", host, "dnsmasq", "--keep-in-foreground", f"--conf-file={config}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        lease = run(
+            "timeout", "30", "ip", "netns", "exec", client, "busybox", "udhcpc", "-i", "vp1", "-n", "-q", "-f",
+            "-t", "10", "-s", str(script), "-x", "hostname:probe",
+        )
+        bound = [line for line in lease.splitlines() if line.startswith("bound ")]
+        assert len(bound) == 1, lease
+        address = bound[0].split()[1].split("=")[1]
+        assert bound[0] == f"bound ip={address} router=10.33.0.1 dns=10.33.0.1 domain=dev.lan lease=43200"
+        assert 128 <= int(address.rsplit(".", 1)[1]) <= 254
+        run("ip", "-n", client, "addr", "add", f"{address}/24", "dev", "vp1")
+        answer = run("ip", "netns", "exec", client, "busybox", "nslookup", "probe.dev.lan", "10.33.0.1")
+        assert f"Address: {address}" in answer
+    finally:
+        if server is not None:
+            server.terminate()
+            server.communicate(timeout=30)
+        for namespace in (host, client):
+            subprocess.run(["ip", "netns", "delete", namespace], capture_output=True, check=False)
