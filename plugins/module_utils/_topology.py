@@ -405,10 +405,9 @@ def default_dhcp_range(net: _Net, gw: _Addr) -> tuple[int, int]:
     """
     low = net.first + 1
     high = net.last - 1 if net.version == 4 else net.last
-    upper = _largest_block_without(low + (high - low + 1) // 2, high, gw.value)
-    block = upper or _largest_block_without(low, high, gw.value)
-    if block is None:  # unreachable: an L3 subnet has at least two host addresses
-        raise GhostwardenError(f"no DHCP range is possible in {net.text}")
+    block = _largest_block_without(low + (high - low + 1) // 2, high, gw.value)
+    if block is None:  # the gateway is the upper half's only address: the hosts below it
+        block = (low, gw.value - 1)
     return block
 
 
@@ -493,10 +492,10 @@ class _Parser:
         self.fail(_join(path, key), f"expected a list, got {_show(value)} ({_kind(value)})")
         return []
 
-    def ip(self, value: object, path: str, version: int | None = None, what: str = "an IP address") -> _Addr | None:
+    def ip(self, value: object, path: str, version: int | None = None) -> _Addr | None:
         address = _parse_ip(value)
         if address is None:
-            self.fail(path, _ip_problem(value, what))
+            self.fail(path, _ip_problem(value))
             return None
         if version is not None and address.version != version:
             self.fail(path, f"{_show(value)} is not an IPv{version} address")
@@ -584,7 +583,7 @@ class _Parser:
                 self.fail(item_path, f"{what} {port_range} overlaps {what} {reach[0]} at {reach[1]}")
             if reach is None or port_range.last > reach[0].last:
                 reach = (port_range, item_path)
-        return tuple(port_range for port_range, _ in parsed)
+        return tuple(port_range for port_range, _path in parsed)
 
     # -- top level --------------------------------------------------------------------------
 
@@ -625,6 +624,8 @@ class _Parser:
             key_path = _join(path, key)
             if not isinstance(key, str) or not INTERFACE_KEY_RE.fullmatch(key):
                 self.fail(key_path, f"interface key {_show(key)} must match {INTERFACE_KEY_RE.pattern}")
+                if isinstance(key, str):
+                    self.bad_interface_keys.add(key)
                 continue
             resolved = self.iface_name(name, key_path)
             if resolved is None:
@@ -667,7 +668,7 @@ class _Parser:
             ports = self.range_list(self.get_list(data, "ports", path), _join(path, "ports"), 1, 65535, "port")
         enforce = self.get_bool(data, "enforce", path, True)
         self.management = Management(
-            allow_from=tuple(net.text for net, _ in sources),
+            allow_from=tuple(net.text for net, _path in sources),
             ports=ports,
             enforce=enforce,
         )
@@ -997,7 +998,7 @@ class _Parser:
                 by_hostname.setdefault(hostname, (mac, item_path))
             hosts.append((address.version, address.value, StaticLease(mac=mac, ip=address.text, hostname=hostname)))
         hosts.sort(key=lambda host: host[:2])
-        return tuple(host for _, _, host in hosts)
+        return tuple(lease for _family, _value, lease in hosts)
 
     def parse_mac(self, value: object, path: str) -> str | None:
         if value is None:
@@ -1154,7 +1155,7 @@ class _Parser:
             dst_ports = public_ports
         elif dst_ports.size != public_ports.size:
             self.fail(dst_port_path, f"destination ports {dst_ports} ({dst_ports.size}) and public ports "
-                                f"{public_ports} ({public_ports.size}) differ in size")
+                                     f"{public_ports} ({public_ports.size}) differ in size")
             return None
         entry = _PublicEntry(public_ports.first, public_ports.last, public_path,
                              None if public_ip is None else public_ip.value,
@@ -1493,9 +1494,9 @@ class _Parser:
     def check_management(self, networks: list[Network]) -> None:
         management = self.management
         if not management.enforce:
-            self.warnings.insert(0, 
-                "management.enforce is false: the management guard is OFF, nothing keeps the management ports "
-                "open, and a profile that drops them can lock you out of this host")
+            self.warnings.insert(0, "management.enforce is false: the management guard is OFF, nothing keeps "
+                                    "the management ports open, and a profile that drops them can lock you out "
+                                    "of this host")
         if management.allow_from:
             return
         blocked_by_profile: dict[str, int | None] = {}
@@ -1572,7 +1573,7 @@ if yaml is not None:
 
     def _construct_unique_mapping(loader: Any, node: Any, deep: bool = False) -> dict:
         seen: set = set()
-        for key_node, _ in node.value:
+        for key_node, _value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 continue  # "<<: *anchor" may be overridden by explicit keys, as YAML intends
             key = loader.construct_object(key_node, deep=deep)

@@ -282,7 +282,7 @@ def test_references_resolve_through_interfaces() -> None:
 
 def test_user_profiles_are_merged_over_the_builtins() -> None:
     topology = parse_topology(rich_topology())
-    names = [name for name, _ in topology.profiles]
+    names = [name for name, _profile in topology.profiles]
     assert names == sorted(set(BUILTIN_PROFILES) | {"web-only"})
     assert topology.profile("routed-tight").description == "my own routed-tight"
     assert topology.profile("routed-tight").builtin is False
@@ -294,8 +294,8 @@ def test_user_profiles_are_merged_over_the_builtins() -> None:
 
 
 def test_a_profile_blocking_ssh_without_allow_from_warns() -> None:
-    data = {"interfaces": {"uplink": "enp6s0"}, "networks": {"nat_dev": routed(policy_profile="routed-tight"),
-                                                              "lan": {"type": "bridge", "policy_profile": "l2-lan"}}}
+    networks = {"nat_dev": routed(policy_profile="routed-tight"), "lan": {"type": "bridge", "policy_profile": "l2-lan"}}
+    data: dict = {"interfaces": {"uplink": "enp6s0"}, "networks": networks}
     assert parse_topology(data).warnings == (SSH_WARNING,)
     data["management"] = {"allow_from": ["192.0.2.0/24"]}
     assert parse_topology(data).warnings == ()

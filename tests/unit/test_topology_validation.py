@@ -78,6 +78,8 @@ CASES = [
      ["interfaces.uplink: expected an interface name, got 3 (an integer)"]),
     ("interface-key-invalid", topology(interfaces={"1x": "eth0"}),
      ["interfaces.1x: interface key '1x' must match ^[A-Za-z][A-Za-z0-9_-]{0,31}$"]),
+    ("reference-to-an-invalid-interfaces-key", topology({"n": routed(masq_out="1x")}, interfaces={"1x": "eth0"}),
+     ["interfaces.1x: interface key '1x' must match ^[A-Za-z][A-Za-z0-9_-]{0,31}$"]),
     ("interface-key-ambiguous", topology(interfaces={"a": "b", "b": "c"}),
      ["interfaces.a: 'b' is also a key of interfaces (meaning c); references to it would be ambiguous"]),
     # -- management ----------------------------------------------------------------------------
@@ -166,8 +168,8 @@ CASES = [
      ["networks.n.gw_ip: '10.33.0.01' is not an IP address"]),
     ("cidr6-not-v6", topology({"n": routed(cidr6="10.1.0.0/24", gw_ip6="10.1.0.1")}),
      ["networks.n.cidr6: 10.1.0.0/24 is not an IPv6 CIDR"]),
-    ("cidr6-next-to-v6-cidr", topology({"n": routed(cidr="fd00::/64", gw_ip="fd00::1", cidr6="fd01::/64",
-                                                      gw_ip6="fd01::1")}),
+    ("cidr6-next-to-v6-cidr",
+     topology({"n": routed(cidr="fd00::/64", gw_ip="fd00::1", cidr6="fd01::/64", gw_ip6="fd01::1")}),
      ["networks.n.cidr6: cidr6 adds IPv6 to an IPv4 cidr, but cidr is already IPv6"]),
     ("cidr6-without-cidr", topology({"n": {"type": "bridge", "cidr6": "fd00::/64", "gw_ip6": "fd00::1"}}),
      ["networks.n.cidr6: cidr6 adds IPv6 to an IPv4 network: set cidr and gw_ip first"]),
@@ -221,14 +223,14 @@ CASES = [
      ["networks.n.dhcp.hosts[0].ip: 10.34.0.5 is outside the subnet 10.33.0.0/24"]),
     ("dhcp-host-ip-gateway", topology({"n": routed(dhcp={"hosts": [host("52:54:00:00:00:01", "10.33.0.1")]})}),
      ["networks.n.dhcp.hosts[0].ip: 10.33.0.1 is the gateway address"]),
-    ("dhcp-host-ip-duplicate", topology({"n": routed(dhcp={"hosts": [host("52:54:00:00:00:01", "10.33.0.5"),
-                                                                      host("52:54:00:00:00:02", "10.33.0.5")]})}),
+    ("dhcp-host-ip-duplicate", topology({"n": routed(dhcp={"hosts": [
+        host("52:54:00:00:00:01", "10.33.0.5"), host("52:54:00:00:00:02", "10.33.0.5")]})}),
      ["networks.n.dhcp.hosts[1].ip: 10.33.0.5 is already given to networks.n.dhcp.hosts[0]"]),
-    ("dhcp-host-mac-duplicate", topology({"n": routed(dhcp={"hosts": [host("52:54:00:00:00:01", "10.33.0.5"),
-                                                                       host("52-54-00-00-00-01", "10.33.0.6")]})}),
+    ("dhcp-host-mac-duplicate", topology({"n": routed(dhcp={"hosts": [
+        host("52:54:00:00:00:01", "10.33.0.5"), host("52-54-00-00-00-01", "10.33.0.6")]})}),
      ["networks.n.dhcp.hosts[1].mac: 52:54:00:00:00:01 already has an IPv4 lease at networks.n.dhcp.hosts[0]"]),
-    ("dhcp-host-hostname-two-labels", topology({"n": routed(dhcp={"hosts": [host("52:54:00:00:00:01", "10.33.0.5",
-                                                                                  hostname="web.dev")]})}),
+    ("dhcp-host-hostname-two-labels", topology({"n": routed(dhcp={"hosts": [
+        host("52:54:00:00:00:01", "10.33.0.5", hostname="web.dev")]})}),
      ["networks.n.dhcp.hosts[0].hostname: 'web.dev' is not a valid host name (labels of 1-63 letters, digits and "
       "inner hyphens)"]),
     ("dhcp-host-hostname-duplicate", topology({"n": routed(dhcp={"hosts": [
@@ -259,8 +261,8 @@ CASES = [
       "hyphens, separated by dots, at most 253 characters)"]),
     ("dns-record-list-missing-name", topology({"n": routed(dns={"records": [{"ip": "10.33.0.3"}]})}),
      ["networks.n.dns.records[0].name: required"]),
-    ("dns-record-duplicate", topology({"n": routed(dns={"records": [{"name": "a.dev.lan", "ip": "10.33.0.3"},
-                                                                      {"name": "A.dev.lan", "ip": "10.33.0.3"}]})}),
+    ("dns-record-duplicate", topology({"n": routed(dns={"records": [
+        {"name": "a.dev.lan", "ip": "10.33.0.3"}, {"name": "A.dev.lan", "ip": "10.33.0.3"}]})}),
      ["networks.n.dns.records[1].name: record a.dev.lan -> 10.33.0.3 is listed twice"]),
     ("dns-records-wrong-type", topology({"n": routed(dns={"records": "a=1"})}),
      ["networks.n.dns.records: expected a mapping of name to IP or a list of {name, ip}, got 'a=1' (a string)"]),
@@ -275,8 +277,8 @@ CASES = [
      ["networks.n.masq_out: masquerading needs an address on the network: set cidr and gw_ip"]),
     ("key-with-newline-stays-one-line", topology({"n": routed(**{"x\n": 1})}),
      [f"networks.n['x\\n']: unknown key 'x\\n' (known keys: {KNOWN_ROUTED_KEYS})"]),
-    ("reference-to-an-invalid-interfaces-entry", topology({"n": {"type": "vlan", "vlan": 5, "parent": "uplink"}},
-                                                           interfaces={"uplink": None}),
+    ("reference-to-an-invalid-interfaces-entry",
+     topology({"n": {"type": "vlan", "vlan": 5, "parent": "uplink"}}, interfaces={"uplink": None}),
      ["interfaces.uplink: expected an interface name, got null (null)"]),
     ("interfaces-value-created-link", topology({"a": {"type": "bridge", "iface": "br0"}}, interfaces={"uplink": "br0"}),
      ["interfaces.uplink: 'br0' is a link this topology creates (networks.a.iface); it must name an existing link"]),
@@ -349,8 +351,8 @@ CASES = [
      ["networks.n.forwards[0].protocol: 'gre' is not one of tcp, udp, sctp",
       "networks.n.forwards[0].port: port 0 is out of range 1-65535",
       "networks.n.forwards[0].dst_ip: 'x' is not an IP address"]),
-    ("forward-long-form-sizes", topology({"n": routed(forwards=[{"protocol": "udp", "port": "5000-5001",
-                                                                  "dst_ip": "10.33.0.10", "dst_port": 6000}])}),
+    ("forward-long-form-sizes", topology({"n": routed(forwards=[
+        {"protocol": "udp", "port": "5000-5001", "dst_ip": "10.33.0.10", "dst_port": 6000}])}),
      ["networks.n.forwards[0].dst_port: destination ports 6000 (1) and public ports 5000-5001 (2) differ in size"]),
     ("forward-missing-dst", topology({"n": routed(forwards=[{"public": ":4022/tcp"}])}),
      ["networks.n.forwards[0].dst: required (\"IP[:PORT]\", e.g. \"10.33.0.10:22\")"]),
