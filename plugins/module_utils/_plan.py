@@ -50,9 +50,9 @@ LINK_ATTR_TYPES: Dict[str, type] = {
     "vni": int,
 }
 
-# Attributes the kernel cannot change on an existing link (vlan_changelink ignores the id and
-# lower link; vxlan_changelink refuses VNI, port, local address and lower device changes):
-# a difference means delete and create again.
+# A difference in these means delete and create again. The kernel cannot change a vlan's id or
+# lower link, nor a vxlan's VNI or port; recent kernels change a vxlan's local address and lower
+# device in place, older ones do not, so those are recreated too (see docs/plan.md).
 IMMUTABLE_ATTRS: Dict[str, Tuple[str, ...]] = {
     "bridge": (),
     "vlan": ("parent", "vlan_id"),
