@@ -51,8 +51,8 @@ LINK_ATTR_TYPES: Dict[str, type] = {
 }
 
 # A difference in these means delete and create again. The kernel cannot change a vlan's id or
-# lower link, nor a vxlan's VNI or port; recent kernels change a vxlan's local address and lower
-# device in place, older ones do not, so those are recreated too (see docs/plan.md).
+# lower link, nor a vxlan's VNI or port; a vxlan on another local address or lower device is a
+# new tunnel, recreated rather than relying on each kernel's changelink (see docs/plan.md).
 IMMUTABLE_ATTRS: Dict[str, Tuple[str, ...]] = {
     "bridge": (),
     "vlan": ("parent", "vlan_id"),
