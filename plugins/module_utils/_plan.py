@@ -627,6 +627,7 @@ class _Planner:
         self.observed_ports = {item.port: item for item in observed.enslavements}
         self.operations: List[Tuple[tuple, Operation]] = []
         self.deleted: Dict[str, str] = {}  # owned observed link -> why it is deleted
+        self.conflicts: List[str] = []
 
     def emit(self, kind: str, target: str, details: Mapping[str, DetailValue], depth: int = 0) -> None:
         operation = Operation(kind, target, details)
@@ -636,6 +637,8 @@ class _Planner:
         self.check_conflicts()
         self.plan_deletions()
         self.check_cascades()
+        if self.conflicts:
+            raise ConflictError(self.conflicts)
         self.plan_links()
         self.plan_masters()
         self.plan_bridge_vlans()
@@ -648,26 +651,22 @@ class _Planner:
 
     # conflicts ----------------------------------------------------------------------------------
 
-    def network_of(self, link_name: str) -> str:
-        link = self.desired_links.get(link_name)
-        return link.owner if link is not None and link.owner else "?"
-
     def check_conflicts(self) -> None:
-        conflicts: List[str] = []
         for name, link in sorted(self.desired_links.items()):
             found = self.observed_links.get(name)
             if found is not None and not found.owned:
-                conflicts.append(
+                self.conflicts.append(
                     f"link {name} (network {link.owner}) already exists and is not owned by ghostwarden "
                     f"(its ifalias is {_format_detail(found.attr('ifalias'))}, not {_format_detail(link.attr('ifalias'))}); "
                     "rename it or remove it, or choose another name in the topology"
                 )
         for port, wanted in sorted(self.desired_ports.items()):
-            network = self.network_of(wanted.master)
+            bridge = self.desired_links.get(wanted.master)
+            wanted_by = f"for {wanted.master} of network {bridge.owner if bridge is not None else None}"
             found_link = self.observed_links.get(port)
             if found_link is not None and found_link.owned:
-                conflicts.append(
-                    f"port {port} (network {network}) is a link ghostwarden created for network {found_link.owner}, "
+                self.conflicts.append(
+                    f"port {port} ({wanted_by}) is a link ghostwarden created for network {found_link.owner}, "
                     "not an existing link to enslave"
                 )
                 continue
@@ -676,12 +675,10 @@ class _Planner:
                 continue
             master = self.observed_links.get(current.master)
             if master is None or not master.owned:
-                conflicts.append(
-                    f"port {port} (network {network}) is enslaved to {current.master}, which ghostwarden does "
+                self.conflicts.append(
+                    f"port {port} ({wanted_by}) is enslaved to {current.master}, which ghostwarden does "
                     "not own; release it from there first or remove it from the network's ports"
                 )
-        if conflicts:
-            raise ConflictError(conflicts)
 
     # links --------------------------------------------------------------------------------------
 
@@ -711,19 +708,16 @@ class _Planner:
             self.emit("delete_link", f"link:{name}", {"reason": reason, "type": link.kind}, -depths[name])
 
     def check_cascades(self) -> None:
-        conflicts = []
         for name, link in sorted(self.observed_links.items()):
             if link.owned:
                 continue
             for key in LOWER_LINK_REFERENCES:
                 lower = link.attr(key)
                 if lower in self.deleted:
-                    conflicts.append(
+                    self.conflicts.append(
                         f"link {name} is not owned by ghostwarden but depends on {lower}, which has to be deleted "
                         f"({self.deleted[str(lower)]}); the kernel would delete {name} with it"
                     )
-        if conflicts:
-            raise ConflictError(conflicts)
 
     def remaining_master(self, port: str) -> Optional[str]:
         """The master of ``port`` once the deletions ran (deleting a bridge releases its ports)."""

@@ -733,7 +733,7 @@ def test_every_conflict_is_reported_at_once():
         "ghostwarden:br_work); rename it or remove it, or choose another name in the topology",
         "link gw-nat_dev (network nat_dev) already exists and is not owned by ghostwarden (its ifalias is none, not "
         "ghostwarden:nat_dev); rename it or remove it, or choose another name in the topology",
-        "port eth1 (network trunk) is enslaved to vmbr0, which ghostwarden does not own; release it from there first "
+        "port eth1 (for br-trunk of network trunk) is enslaved to vmbr0, which ghostwarden does not own; release it from there first "
         "or remove it from the network's ports",
     ]
     assert str(caught.value).endswith("(and 2 more conflicts)")
@@ -744,7 +744,7 @@ def test_a_port_that_is_an_owned_link_is_a_conflict():
     with pytest.raises(ConflictError) as caught:
         plan(desired(trunk(ports=("gw-nat_dev",))), observed)
     assert caught.value.conflicts == [
-        "port gw-nat_dev (network trunk) is a link ghostwarden created for network nat_dev, not an existing link to "
+        "port gw-nat_dev (for br-trunk of network trunk) is a link ghostwarden created for network nat_dev, not an existing link to "
         "enslave"
     ]
 
@@ -760,6 +760,23 @@ def test_deleting_an_owned_link_under_a_foreign_one_is_a_conflict():
         "link br-work.5 is not owned by ghostwarden but depends on br-work, which has to be deleted (not in the "
         "topology); the kernel would delete br-work.5 with it"
     ]
+
+
+def test_conflicts_of_names_and_of_deletions_come_together():
+    observed = dataclasses.replace(
+        with_foreign(desired(br_work())),
+        links=with_foreign(desired(br_work())).links
+        + (LinkState("br-work.5", "vlan", None, {"parent": "br-work", "vlan_id": 5}), LinkState("gw-nat_dev", "other")),
+    )
+    with pytest.raises(ConflictError) as caught:
+        plan(desired(nat_dev()), observed)
+    assert caught.value.conflicts == [
+        "link gw-nat_dev (network nat_dev) already exists and is not owned by ghostwarden (its ifalias is none, not "
+        "ghostwarden:nat_dev); rename it or remove it, or choose another name in the topology",
+        "link br-work.5 is not owned by ghostwarden but depends on br-work, which has to be deleted (not in the "
+        "topology); the kernel would delete br-work.5 with it",
+    ]
+    assert str(caught.value).endswith("(and 1 more conflict)")
 
 
 def test_foreign_objects_are_never_touched():
