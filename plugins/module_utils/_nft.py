@@ -521,6 +521,12 @@ class _TableBuilder:
 
     def _forward_chain(self, egress_vmap: list[str], ingress_vmap: list[str]) -> None:
         rules = ["ct state established,related accept", "ct status dnat accept", "ct state invalid drop"]
+        # Traffic between members of one network neither leaves nor enters it. It only gets
+        # here bridged through br_netfilter (loaded by Proxmox's firewall, Docker, ...),
+        # which would otherwise put a network's own ingress policy between its members.
+        policed = sorted({entry.split(" : ", 1)[0] for entry in (*egress_vmap, *ingress_vmap)})
+        if self._add_set("set", "intra_network", "ifname . ifname", [f"{iface} . {iface}" for iface in policed]):
+            rules.append("iifname . oifname @intra_network accept")
         if self._add_set("map", "egress_chains", "ifname : verdict", egress_vmap):
             rules.append("iifname vmap @egress_chains")
         if self._add_set("map", "ingress_chains", "ifname : verdict", ingress_vmap):

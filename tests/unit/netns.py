@@ -56,6 +56,7 @@ class NetNS:
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.processes: list[subprocess.Popen] = []
 
     def __str__(self) -> str:
         return self.name
@@ -68,6 +69,12 @@ class NetNS:
         if check and result.returncode != 0:
             raise NetnsError(f"[{self.name}] {' '.join(argv)} exited {result.returncode}:\n{result.stderr}")
         return result
+
+    def spawn(self, *argv: str, **popen_kwargs: object) -> subprocess.Popen:
+        """A background process inside the namespace, killed when the namespace goes."""
+        process = subprocess.Popen(["ip", "netns", "exec", self.name, *argv], **popen_kwargs)  # type: ignore[call-overload]
+        self.processes.append(process)
+        return process
 
     def nft(self, script: str, *, check_only: bool = False, check: bool = True,
             env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -101,12 +108,16 @@ def throwaway_netns(prefix: str = "gwt") -> Iterator[NetNS]:
     created = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True, check=False)
     if created.returncode != 0:
         pytest.skip(f"cannot create a network namespace: {created.stderr.strip()}")
+    namespace = NetNS(name)
     try:
-        namespace = NetNS(name)
         namespace.run("ip", "link", "set", "lo", "up")
         yield namespace
     finally:
         _kill_inside(name)
+        for process in namespace.processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=10)
         subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
 
 

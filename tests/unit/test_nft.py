@@ -223,8 +223,14 @@ def test_forward_chain_order() -> None:
         "ct state established,related accept",
         "ct status dnat accept",
         "ct state invalid drop",
+        "iifname . oifname @intra_network accept",
         "iifname vmap @egress_chains",
         "oifname vmap @ingress_chains",
+    ]
+    assert chain(ruleset, "intra_network") == [
+        "type ifname . ifname",
+        'elements = { "bond0.50" . "bond0.50",', '"br-office" . "br-office",', '"br-overlay" . "br-overlay",',
+        '"br-web" . "br-web" }',
     ]
     assert chain(ruleset, "egress_chains") == [
         "type ifname : verdict",
