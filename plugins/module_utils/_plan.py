@@ -782,8 +782,9 @@ class _Planner:
             wanted = _expand(entries)
             found = _expand(found_by_port.get(port, [])) if in_place else {}
             to_add = {vid: flags for vid, flags in wanted.items() if found.get(vid) != flags}
-            to_remove = {vid: flags for vid, flags in found.items() if vid not in wanted}
-            for vids, (pvid, untagged) in _ranges(to_remove):
+            # Removal ignores flags, so adjacent VLANs go in one range whatever their flags.
+            to_remove = {vid: (False, False) for vid in found if vid not in wanted}
+            for vids, _flags in _ranges(to_remove):
                 self.emit(
                     "remove_bridge_vlan",
                     f"bridge_vlan:{port}:{vids}",

@@ -666,11 +666,15 @@ def everything() -> HostState:
             lambda state: dataclasses.replace(
                 state,
                 bridge_vlans=tuple(entry for entry in state.bridge_vlans if entry.vids != PortRange(30, 30))
-                + (BridgeVlan("eth1", PortRange(40, 41)), BridgeVlan("eth1", PortRange(31, 31), False, True)),
+                + (
+                    BridgeVlan("eth1", PortRange(40, 41)),
+                    BridgeVlan("eth1", PortRange(42, 42), False, True),
+                    BridgeVlan("eth1", PortRange(31, 31), False, True),
+                ),
             ),
             [
                 "remove_bridge_vlan bridge_vlan:eth1:31 port=eth1 self=false vid_first=31 vid_last=31",
-                "remove_bridge_vlan bridge_vlan:eth1:40-41 port=eth1 self=false vid_first=40 vid_last=41",
+                "remove_bridge_vlan bridge_vlan:eth1:40-42 port=eth1 self=false vid_first=40 vid_last=42",
                 "add_bridge_vlan bridge_vlan:br-trunk:30 bridge=br-trunk port=br-trunk pvid=false self=true "
                 "untagged=false vid_first=30 vid_last=30",
                 "add_bridge_vlan bridge_vlan:eth1:30 bridge=br-trunk port=eth1 pvid=false self=false "
