@@ -67,10 +67,10 @@ MAX_LOG_PREFIX_BYTES = 127
 
 # What may appear inside a quoted interface name: the kernel's rules are looser, but these
 # characters cannot end the quoted string, start a wildcard (``*``) or a variable (``$``).
-_IFNAME_RE = re.compile(r"^[A-Za-z0-9_.@+=%-]{1,15}$")
+_IFNAME_RE = re.compile(r"[A-Za-z0-9_.@+=%-]{1,15}")
 # Network names become parts of chain and set identifiers, which nft reads unquoted.
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_TIME_RE = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?")
 
 _UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 # nft numbers weekdays from Sunday = 0 and lists sets of days in that order.
@@ -150,17 +150,17 @@ def normalise_ruleset(text: str) -> str:
 
 def _require_netaddr() -> None:
     if netaddr is None:
-        raise RenderError(f"the Python library netaddr is required to render the nft ruleset: {NETADDR_IMPORT_ERROR}")
+        raise RenderError("the Python library netaddr is required to render the nft ruleset")
 
 
 def _ifname(value: object, where: str) -> str:
-    if not isinstance(value, str) or not _IFNAME_RE.match(value) or value in (".", ".."):
+    if not isinstance(value, str) or not _IFNAME_RE.fullmatch(value) or value in (".", ".."):
         raise RenderError(f"{where}: interface name {value!r} cannot be rendered safely")
     return f'"{value}"'
 
 
 def _identifier(value: object, where: str) -> str:
-    if not isinstance(value, str) or not _NAME_RE.match(value):
+    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
         raise RenderError(f"{where}: name {value!r} cannot be used in nft identifiers")
     return value
 
@@ -189,8 +189,12 @@ def _log_prefix(value: object, where: str) -> str:
     return _quoted(value, where, MAX_LOG_PREFIX_BYTES, forbidden='"$')
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _port(value: object, where: str) -> int:
-    if type(value) is not int or not 1 <= value <= 65535:
+    if not _is_int(value) or not 1 <= value <= 65535:
         raise RenderError(f"{where}: port {value!r} is not an integer in 1-65535")
     return value
 
@@ -204,7 +208,7 @@ def _port_range(value: object, where: str) -> PortRange:
 
 
 def _positive(value: object, where: str) -> int:
-    if type(value) is not int or value < 1:
+    if not _is_int(value) or value < 1:
         raise RenderError(f"{where}: {value!r} is not a positive integer")
     return value
 
@@ -250,7 +254,7 @@ def _address(value: object, where: str) -> tuple[int, bytes, str]:
 
 def _cidr(value: object, where: str) -> _Cidr:
     if isinstance(value, str) and value.count("/") == 1:
-        address, _, length = value.partition("/")
+        address, length = value.split("/")
         try:
             family, packed, text = _address(address, where)
         except RenderError:
@@ -334,7 +338,7 @@ def _clock(seconds: int) -> str:
 
 
 def _clock_seconds(value: object, where: str) -> int:
-    match = _TIME_RE.match(value) if isinstance(value, str) else None
+    match = _TIME_RE.fullmatch(value) if isinstance(value, str) else None
     if not match:
         raise RenderError(f"{where}: time {value!r} is not HH:MM or HH:MM:SS")
     return int(match.group(1)) * 3600 + int(match.group(2)) * 60 + int(match.group(3) or 0)
@@ -367,7 +371,7 @@ def _elements_lines(elements: Sequence[str], indent: str) -> list[str]:
 
 @dataclass
 class _Set:
-    """A named set or map; rendered only when it has elements (or is dynamic)."""
+    """A named set or map: a static one with its elements, or a dynamic one the rules fill."""
 
     keyword: str  # "set" or "map"
     name: str
@@ -435,11 +439,12 @@ class _TableBuilder:
         self._address_cache: dict[tuple[str, tuple[str, ...]], str] = {}
         # Compiled profile rules by id(): the profile's objects live as long as the topology.
         self._compiled: dict[int, tuple[_RuleVariant, ...]] = {}
+        self._checked_profiles: set[int] = set()
 
     # -- assembly ---------------------------------------------------------------------------
     def text(self) -> str:
-        blocks = [block.lines() for block in (*self.sets, *self.dynamic_sets.values(), *self.base_chains,
-                                               *self.network_chains)]
+        everything = (*self.sets, *self.dynamic_sets.values(), *self.base_chains, *self.network_chains)
+        blocks = [block.lines() for block in everything]
         lines = [f"table {TABLE} {{", f"\tcomment {_comment(TABLE_COMMENT, 'table')}"]
         for index, block in enumerate(blocks):
             if index:
@@ -545,13 +550,8 @@ class _TableBuilder:
                 profile = self.topology.profile(network.policy_profile)
             except KeyError:
                 raise RenderError(f"{where}: profile {network.policy_profile!r} is not defined") from None
-            if not isinstance(profile, Profile):
-                raise RenderError(f"{where}: expected a Profile, got {type(profile).__name__}")
-            _comment(profile.name, where)
-            for index, rule in enumerate(profile.rules):
-                if not isinstance(rule, Rule):
-                    raise RenderError(f"profile {profile.name}: rules[{index}] is not a Rule")
-                _choice(rule.direction, DIRECTIONS, f"profile {profile.name}: rules[{index}].direction")
+            if id(profile) not in self._checked_profiles:
+                self._check_profile(profile, where)
             iface = _ifname(network.iface, f"networks.{network.name}.iface")
             for direction in DIRECTIONS:
                 chain = self._policy_chain(network, profile, direction)
@@ -559,6 +559,15 @@ class _TableBuilder:
                     self.network_chains.append(chain)
                     vmaps[direction].append(f"{iface} : jump {chain.name}")
         return sorted(vmaps["host"]), sorted(vmaps["egress"]), sorted(vmaps["ingress"])
+
+    def _check_profile(self, profile: Profile, where: str) -> None:
+        if not isinstance(profile, Profile):
+            raise RenderError(f"{where}: expected a Profile, got {type(profile).__name__}")
+        for index, rule in enumerate(profile.rules):
+            if not isinstance(rule, Rule):
+                raise RenderError(f"profile {profile.name}: rules[{index}] is not a Rule")
+            _choice(rule.direction, DIRECTIONS, f"profile {profile.name}: rules[{index}].direction")
+        self._checked_profiles.add(id(profile))
 
     def _policy_chain(self, network: Network, profile: Profile, direction: str) -> _Chain | None:
         default = _choice(getattr(profile, f"{direction}_action"), ACTIONS,
@@ -875,7 +884,7 @@ class _NatFamily:
 
 def _sorted_values(entries: dict, first: bool = False) -> list[str]:
     """The values of ``entries`` in key order (``first``: values are (element, where) pairs)."""
-    return [value[0] if first else value for _, value in sorted(entries.items())]
+    return [value[0] if first else value for _key, value in sorted(entries.items())]
 
 
 # ---------------------------------------------------------------------------------------------

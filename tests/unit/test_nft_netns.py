@@ -140,12 +140,13 @@ LAB_B = Profile(
 
 
 def lab_topology():
+    forwards = (
+        forward(None, 4022, "10.1.0.11", 9000),
+        forward(None, 7000, "10.1.0.11", 9000, hairpin=False),
+        forward(None, 4022, "2001:db8:1::11", 9000),
+    )
     net_a = routed("a", subnet("10.1.0.0/24", "10.1.0.1"), subnet("2001:db8:1::/64", "2001:db8:1::1"), iface="gw-a",
-                   masq_out="up0", policy_profile="lab-a", forwards=(
-                       forward(None, 4022, "10.1.0.11", 9000),
-                       forward(None, 7000, "10.1.0.11", 9000, hairpin=False),
-                       forward(None, 4022, "2001:db8:1::11", 9000),
-                   ))
+                   masq_out="up0", policy_profile="lab-a", forwards=forwards)
     net_b = routed("b", subnet("10.2.0.0/24", "10.2.0.1"), subnet("2001:db8:2::/64", "2001:db8:2::1"), iface="gw-b",
                    policy_profile="lab-b")
     return topology(net_a, net_b, profiles=(LAB_A, LAB_B),
@@ -178,7 +179,7 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
     (br_netfilter's bridge-nf-call-iptables, as on hosts running Proxmox's firewall).
     """
     with ExitStack() as stack:
-        host, a1, a2, b, out = (stack.enter_context(throwaway_netns("gwt")) for _ in range(5))
+        host, a1, a2, b, out = (stack.enter_context(throwaway_netns("gwt")) for _role in range(5))
         for namespace in (host, a1, a2, b, out):
             # No duplicate address detection: addresses, link-local ones too, work at once.
             namespace.run("sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")

@@ -107,8 +107,8 @@ OFFICE_HOURS = Profile(
     rules=(
         Rule(direction="ingress", action="accept", protocol="tcp", ports=ports(22, 3389, (5900, 5910)),
              sources=("10.0.0.0/8",),
-             time=TimeWindow(hours=("08:00", "18:00"), days=("Monday", "Tuesday", "Wednesday", "Thursday",
-                                                              "Friday"))),
+             time=TimeWindow(hours=("08:00", "18:00"),
+                             days=("Monday", "Tuesday", "Wednesday", "Thursday", "Friday"))),
         Rule(direction="ingress", action="accept", protocol="tcp", ports=ports(873), sources=("10.20.0.0/16",),
              time=TimeWindow(hours=("22:00", "06:00"))),
         Rule(direction="ingress", action="accept", protocol="icmp", rate_limit=RateLimit(rate=5, per="second")),
