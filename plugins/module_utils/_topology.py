@@ -137,11 +137,13 @@ _L3_KEYS = ("cidr", "gw_ip", "cidr6", "gw_ip6", "dhcp", "dns", "masq_out", "forw
 _BRIDGE_KEYS = ("stp", "vlan_filtering", "vids", "ports")
 _VLAN_KEYS = ("vlan", "parent")
 _VXLAN_KEYS = ("bridge", "vni", "peers", "local", "dev", "dstport", "learning", "vxlan_iface")
+# Every type but "vlan" has a bridge, and any bridge may take a VLAN sub-interface of a parent.
+_BRIDGE_VLAN_KEYS = _VLAN_KEYS + ("vlan_iface",)
 _KEYS_BY_TYPE = {
-    "routed": _COMMON_KEYS + _L3_KEYS + _BRIDGE_KEYS,
-    "bridge": _COMMON_KEYS + _L3_KEYS + _BRIDGE_KEYS + _VLAN_KEYS + ("vlan_iface",),
+    "routed": _COMMON_KEYS + _L3_KEYS + _BRIDGE_KEYS + _BRIDGE_VLAN_KEYS,
+    "bridge": _COMMON_KEYS + _L3_KEYS + _BRIDGE_KEYS + _BRIDGE_VLAN_KEYS,
     "vlan": _COMMON_KEYS + _L3_KEYS + _VLAN_KEYS,
-    "vxlan": _COMMON_KEYS + _L3_KEYS + _BRIDGE_KEYS + _VXLAN_KEYS,
+    "vxlan": _COMMON_KEYS + _L3_KEYS + _BRIDGE_KEYS + _BRIDGE_VLAN_KEYS + _VXLAN_KEYS,
 }
 _NETWORK_KEYS = frozenset(key for keys in _KEYS_BY_TYPE.values() for key in keys)
 _DHCP_KEYS = ("enabled", "range", "range6", "lease_time", "hosts")
@@ -619,6 +621,7 @@ class _Parser:
             return
         data = self.mapping(value, path)
         if data is None:
+            self.bad_interface_keys.add("uplink")  # no default VLAN parent can be reported as missing
             return
         for key, name in data.items():
             key_path = _join(path, key)
@@ -739,8 +742,7 @@ class _Parser:
         fields["policy_profile"] = self.parse_profile_ref(data, path)
         if kind != "vlan":
             self.parse_bridge_attributes(data, path, fields)
-        if kind in ("bridge", "vlan"):
-            self.parse_vlan(data, path, kind, name, fields)
+        self.parse_vlan(data, path, kind, name, fields)
         if kind == "vxlan":
             self.parse_vxlan(data, path, fields)
         self.parse_iface(data, path, kind, name, fields)
@@ -791,8 +793,8 @@ class _Parser:
         """
         l3: dict[int, tuple[_Net, _Addr]] | None = {}
         subnets: list[Subnet] = []
-        has_v4_or_any = data.get("cidr") is not None or data.get("gw_ip") is not None
-        if kind == "routed" or has_v4_or_any:
+        has_cidr = data.get("cidr") is not None or data.get("gw_ip") is not None
+        if kind == "routed" or has_cidr:
             pair = self.parse_subnet(data, path, "cidr", "gw_ip", None)
             if pair is None:
                 l3 = None
@@ -1344,7 +1346,7 @@ class _Parser:
                 self.fail(_join(path, "vlan"), "required for a vlan network (the VLAN id, 1-4094)")
             if data.get("parent") is not None:
                 self.fail(_join(path, "parent"), "a parent needs a vlan id (set vlan)")
-            if kind == "bridge" and data.get("vlan_iface") is not None:
+            if kind != "vlan" and data.get("vlan_iface") is not None:
                 self.fail(_join(path, "vlan_iface"), "a VLAN sub-interface needs a vlan id (set vlan)")
             return
         parent_path = _join(path, "parent")
@@ -1368,7 +1370,7 @@ class _Parser:
             return
         self.vlan_links[parent, vid] = _join(path, "vlan")
         fields["vlan"], fields["parent"] = vid, parent
-        if kind == "bridge":
+        if kind != "vlan":  # a sub-interface enslaved to the network's bridge
             vlan_path = _join(path, "vlan_iface")
             if data.get("vlan_iface") is not None:
                 vlan_iface = self.iface_name(data["vlan_iface"], vlan_path)
@@ -1532,8 +1534,9 @@ class _Parser:
 
 
 def _forward_order(forward: Forward) -> tuple:
-    return (forward.family, forward.protocol, forward.public_port, forward.public_ip or "", forward.dst_ip,
-            forward.dst_port)
+    # Plain ints and strings: PortRange's generated ordering is slow Python code.
+    return (forward.family, forward.protocol, forward.public_port.first, forward.public_port.last,
+            forward.public_ip or "", forward.dst_ip, forward.dst_port.first)
 
 
 def _require_netaddr() -> None:
@@ -1727,10 +1730,9 @@ def _network_to_dict(network: Network) -> dict:
         result["vlan_filtering"] = network.vlan_filtering
         result["vids"] = _ports_out(network.vids)
         result["ports"] = list(network.ports)
-    if network.type in ("bridge", "vlan"):
-        result["vlan"] = network.vlan
-        result["parent"] = network.parent
-    if network.type == "bridge":
+    result["vlan"] = network.vlan
+    result["parent"] = network.parent
+    if network.type != "vlan":
         result["vlan_iface"] = network.vlan_iface
     if network.type == "vxlan":
         result.update({

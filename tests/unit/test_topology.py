@@ -138,6 +138,16 @@ def test_vlan_names_default_to_parent_dot_vid_and_fall_back_to_a_hash() -> None:
     assert (bridged.iface, bridged.parent, bridged.vlan_iface) == ("gw-bridged", "enp6s0", "enp6s0.30")
 
 
+def test_every_bridge_may_take_a_vlan_sub_interface() -> None:
+    networks = parse_networks({
+        "lab": routed(vlan=30),
+        "overlay": {"type": "vxlan", "vni": 9, "vlan": 31, "parent": "lan", "vlan_iface": "gw9"},
+    })
+    assert (networks["lab"].vlan, networks["lab"].parent, networks["lab"].vlan_iface) == (30, "enp6s0", "enp6s0.30")
+    overlay = networks["overlay"]
+    assert (overlay.vlan, overlay.parent, overlay.vlan_iface, overlay.vxlan_iface) == (31, "eno2", "gw9", "vx9")
+
+
 def test_given_names_are_kept_and_generated_means_equal_to_the_default() -> None:
     networks = parse_networks({
         "a": {"type": "bridge", "iface": "br-a", "vlan": 5, "parent": "lan", "vlan_iface": "lan5"},
@@ -355,6 +365,7 @@ def test_plain_data_has_every_default_and_only_user_profiles() -> None:
         "masq_out": "enp6s0",
         "forwards": [{"public": "0.0.0.0:4022/tcp", "dst": "10.33.0.10:22", "hairpin": True, "comment": None}],
         "policy_profile": "routed-tight", "stp": False, "vlan_filtering": False, "vids": [], "ports": [],
+        "vlan": None, "parent": None, "vlan_iface": None,
     }
     assert plain["networks"]["br_work"]["vlan_iface"] == "enp6s0.20"
     rich = topology_to_dict(parse_topology(rich_topology()))

@@ -15,7 +15,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils._errors import Va
 from ansible_collections.ghostwarden.core.plugins.module_utils._topology import parse_topology
 
 KNOWN_ROUTED_KEYS = ("type, iface, mtu, policy_profile, cidr, gw_ip, cidr6, gw_ip6, dhcp, dns, masq_out, forwards, "
-                     "stp, vlan_filtering, vids, ports")
+                     "stp, vlan_filtering, vids, ports, vlan, parent, vlan_iface")
 IFNAME_RULE = "(1-15 characters of A-Z a-z 0-9 _ . @ + -, not starting with . @ + or -)"
 BUILTIN_NAMES = "l2-lan, proxmox-backup, proxmox-cluster, proxmox-dmz, proxmox-storage, public-web, routed-tight"
 
@@ -57,7 +57,8 @@ CASES = [
     ("networks-not-a-mapping", topology(networks=[routed()]),
      ["networks: expected a mapping, got [{'cidr': '10.33.0.0/24', 'gw_ip': '10.33.0.1', 'type': 'routed'}] (a list)"]),
     # -- interfaces ----------------------------------------------------------------------------
-    ("interfaces-not-a-mapping", topology(interfaces=["eth0"]), ["interfaces: expected a mapping, got ['eth0'] (a list)"]),
+    ("interfaces-not-a-mapping", topology({"n": {"type": "bridge", "vlan": 5}}, interfaces=["eth0"]),
+     ["interfaces: expected a mapping, got ['eth0'] (a list)"]),
     ("interface-name-space", topology(interfaces={"uplink": "bad name"}),
      [f"interfaces.uplink: 'bad name' is not a valid interface name {IFNAME_RULE}"]),
     ("interface-name-16-bytes", topology(interfaces={"uplink": "a" * 16}),
@@ -397,6 +398,10 @@ CASES = [
      ["networks.b.vlan: VLAN 20 on enp6s0 is already used by networks.a.vlan"]),
     ("vlan-network-needs-vlan", topology({"n": {"type": "vlan"}}),
      ["networks.n.vlan: required for a vlan network (the VLAN id, 1-4094)"]),
+    ("vlan-network-has-no-vlan-iface", topology({"n": {"type": "vlan", "vlan": 5, "vlan_iface": "x"}}),
+     ["networks.n.vlan_iface: key 'vlan_iface' does not apply to a network of type vlan"]),
+    ("vlan-iface-without-vlan", topology({"n": routed(vlan_iface="eth1.5")}),
+     ["networks.n.vlan_iface: a VLAN sub-interface needs a vlan id (set vlan)"]),
     ("vlan-network-no-bridge-attributes", topology({"n": {"type": "vlan", "vlan": 5, "stp": True}}),
      ["networks.n.stp: key 'stp' does not apply to a network of type vlan"]),
     # -- VXLAN ---------------------------------------------------------------------------------
