@@ -920,25 +920,28 @@ def _collapse_spaces(line: str) -> str:
 def _logical_lines(text: str) -> list[str]:
     """Physical lines joined into statements (element lists may span lines), whitespace collapsed."""
     logical: list[str] = []
-    pending = ""
+    pending: list[str] = []
+    depth = 0
     for raw in text.splitlines():
         line = _HANDLE_RE.sub("", raw).strip()
         if not line:
             continue
         if pending:
-            pending += " " + line
-            if _brace_depth(pending) <= 0:
-                logical.append(_canonical_statement(_collapse_spaces(pending)))
-                pending = ""
+            pending.append(line)
+            depth += _brace_depth(line)
+            if depth <= 0:
+                logical.append(_canonical_statement(_collapse_spaces(" ".join(pending))))
+                pending = []
             continue
-        if line == "}" or (_BLOCK_RE.match(line) and _brace_depth(line) == 1):
+        line_depth = _brace_depth(line)
+        if line == "}" or (line_depth == 1 and _BLOCK_RE.match(line)):
             logical.append(_collapse_spaces(line))
-        elif _brace_depth(line) > 0:
-            pending = line
+        elif line_depth > 0:
+            pending, depth = [line], line_depth
         else:
             logical.append(_canonical_statement(_collapse_spaces(line)))
     if pending:
-        logical.append(_canonical_statement(_collapse_spaces(pending)))
+        logical.append(_canonical_statement(_collapse_spaces(" ".join(pending))))
     return logical
 
 
@@ -972,37 +975,33 @@ def _canonical_hour(match: re.Match) -> str:
     return f"meta hour [{start // 60:02d}:{start % 60:02d},{end // 60:02d}:{end % 60:02d})"
 
 
+_TOKEN_RE = re.compile(r'"[^"]*"|[{},]|[^"{},]+|"')
+
+
 def _sort_braces(line: str) -> str:
     """Sort the comma-separated elements of every ``{ ... }``: in nft syntax these are sets."""
-    return _scan_group(line, 0, nested=False)[0] if "{" in line else line
-
-
-def _scan_group(line: str, index: int, nested: bool) -> tuple[str, int]:
-    """The text from ``index`` to the end of the line, or (nested) to the matching ``}``."""
-    elements: list[str] = []
-    current: list[str] = []
-    quoted = False
-    while index < len(line):
-        char = line[index]
-        index += 1
-        if quoted or char == '"':
-            quoted = quoted != (char == '"')
-            current.append(char)
-        elif char == "{":
-            group, index = _scan_group(line, index, nested=True)
-            current.append(group)
-        elif nested and char == ",":
+    if "{" not in line:
+        return line
+    # A stack of open groups, each a list of finished elements plus the element being read.
+    stack: list[tuple[list[str], list[str]]] = [([], [])]
+    for token in _TOKEN_RE.findall(line):
+        elements, current = stack[-1]
+        if token == "{":
+            stack.append(([], []))
+        elif token == "," and len(stack) > 1:
             elements.append("".join(current).strip())
-            current = []
-        elif nested and char == "}":
+            current.clear()
+        elif token == "}" and len(stack) > 1:
             elements.append("".join(current).strip())
+            stack.pop()
             members = sorted(element for element in elements if element)
-            return ("{ " + ", ".join(members) + " }" if members else "{ }"), index
+            stack[-1][1].append("{ " + ", ".join(members) + " }" if members else "{ }")
         else:
-            current.append(char)
-    if nested:  # unbalanced: keep what there is
-        return "{ " + ", ".join([*elements, "".join(current).strip()]), index
-    return "".join(current), index
+            current.append(token)
+    while len(stack) > 1:  # unbalanced: keep what there is
+        elements, current = stack.pop()
+        stack[-1][1].append("{ " + ", ".join([*elements, "".join(current).strip()]))
+    return "".join(stack[0][1])
 
 
 _SET_STATEMENT_ORDER = ("type ", "typeof ", "size ", "flags ", "timeout ", "gc-interval ", "policy ", "auto-merge",

@@ -748,3 +748,8 @@ def test_normalise_wrapping_windows_agree() -> None:
 def test_normalise_is_idempotent() -> None:
     once = normalise_ruleset(LISTED)
     assert normalise_ruleset(once) == once
+
+
+def test_normalise_ignores_braces_inside_strings() -> None:
+    text = 'chain c {\nmeta l4proto tcp return comment "a {b, c"\ndrop\n}\n'
+    assert normalise_ruleset(text) == 'chain c {\n\tmeta l4proto tcp return comment "a {b, c"\n\tdrop\n}\n'
