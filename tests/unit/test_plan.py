@@ -252,6 +252,17 @@ def test_desired_state_leaves_out_unset_vxlan_local_and_dev():
     ]
 
 
+def test_a_routed_network_with_a_vlan_uplink_gets_the_sub_interface():
+    state = desired(nat_dev(vlan=30, parent="enp6s0", vlan_iface="enp6s0.30"))
+    assert [link.name for link in state.links] == ["enp6s0.30", "gw-nat_dev"]
+    assert state.links[0] == LinkState(
+        "enp6s0.30",
+        "vlan",
+        "nat_dev",
+        {"ifalias": "ghostwarden:nat_dev", "master": "gw-nat_dev", "parent": "enp6s0", "state": "up", "vlan_id": 30},
+    )
+
+
 def test_desired_state_of_a_vlan_network_with_two_families():
     state = desired(lab6())
     assert state.links == (
