@@ -643,13 +643,13 @@ class _TableBuilder:
         else:
             l4 = ""
         time_match = self._time_match(rule, where)
-        # Limits narrow a rule: an accept applies within them, a drop or reject beyond them.
-        over = "over " if action != "accept" else ""
+        # A limit narrows a rule, whatever its action: the rule matches only within the limit
+        # and the rest falls through (docs/policy-profiles.md). Never "over".
         conn = rate = meter_timeout = None
         if rule.conn_limit is not None:
-            conn = f"ct count {over}{_positive(rule.conn_limit, f'{where}.conn_limit')}"
+            conn = f"ct count {_positive(rule.conn_limit, f'{where}.conn_limit')}"
         if rule.rate_limit is not None:
-            rate = self._rate(rule.rate_limit, over, where)
+            rate = self._rate(rule.rate_limit, where)
             if rule.rate_limit.per_source:
                 meter_timeout = self._meter_timeout(rule.rate_limit)
         tail = ["counter"] if rule.counter else []
@@ -733,10 +733,10 @@ class _TableBuilder:
         return " ".join(parts)
 
     @staticmethod
-    def _rate(limit: RateLimit, over: str, where: str) -> str:
+    def _rate(limit: RateLimit, where: str) -> str:
         rate = _positive(limit.rate, f"{where}.rate_limit.rate")
         unit = _choice(limit.per, RATE_UNITS, f"{where}.rate_limit.per")
-        text = f"limit rate {over}{rate}/{unit}"
+        text = f"limit rate {rate}/{unit}"
         if limit.burst is not None and _positive(limit.burst, f"{where}.rate_limit.burst") != DEFAULT_BURST:
             text += f" burst {limit.burst} packets"
         return text

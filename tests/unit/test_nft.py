@@ -329,14 +329,15 @@ def test_rate_limits() -> None:
         Rule(direction="host", action="accept", protocol="icmp", rate_limit=RateLimit(rate=5, per="second")),
         Rule(direction="host", action="accept", protocol="icmp", rate_limit=RateLimit(rate=5, per="second", burst=5)),
         Rule(direction="host", action="accept", protocol="icmp", rate_limit=RateLimit(rate=5, per="hour", burst=9)),
-        Rule(direction="host", action="drop", protocol="udp", rate_limit=RateLimit(rate=100, per="minute")),
+        # A limit never turns a rule around: a drop rule drops (and logs) at most that rate.
+        Rule(direction="host", action="drop", protocol="udp", rate_limit=RateLimit(rate=100, per="minute"), log=True),
         host="drop",
     )
     assert chain(ruleset, "net_n_host")[1:] == [
         "meta l4proto icmp limit rate 5/second return",
         "meta l4proto icmp limit rate 5/second return",  # burst 5 is nft's default, which it does not list
         "meta l4proto icmp limit rate 5/hour burst 9 packets return",
-        "meta l4proto udp limit rate over 100/minute drop",
+        'meta l4proto udp limit rate 100/minute log prefix "gw n host drop: " drop',
         "drop",
     ]
 
@@ -360,7 +361,7 @@ def test_per_source_limits_use_one_dynamic_set_per_rule_keyed_on_interface() -> 
         "drop",
     ]
     assert chain(ruleset, "net_c_host")[1:] == [
-        "ip saddr 10.0.0.0/8 tcp dport 22 add @prof_limits_host_1_conn4 { iifname . ip saddr ct count over 2 } "
+        "ip saddr 10.0.0.0/8 tcp dport 22 add @prof_limits_host_1_conn4 { iifname . ip saddr ct count 2 } "
         "reject with icmp port-unreachable",
     ]
     # Three networks share each set: room for 65535 sources each. A day's 10 packets refill

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from ansible_collections.ghostwarden.core.plugins.module_utils._model import Management, Profile, Rule
+from ansible_collections.ghostwarden.core.plugins.module_utils._model import Management, Profile, RateLimit, Rule
 from ansible_collections.ghostwarden.core.plugins.module_utils._nft import (
     normalise_ruleset,
     render_delete_script,
@@ -98,7 +98,10 @@ def test_a_failing_replace_changes_nothing(netns: NetNS) -> None:
 
 SERVER = r"""
 import selectors, socket, sys
-name, ports = sys.argv[1], [int(port) for port in sys.argv[2:]]
+# Ports written "7002h" hold their connections open (for connection limits).
+name, specs = sys.argv[1], sys.argv[2:]
+ports, held, open_connections = [int(spec.rstrip("h")) for spec in specs], set(), []
+held = {int(spec[:-1]) for spec in specs if spec.endswith("h")}
 selector = selectors.DefaultSelector()
 for port in ports:
     listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
@@ -113,17 +116,26 @@ while True:
         connection, peer = key.fileobj.accept()
         address = peer[0][7:] if peer[0].startswith("::ffff:") else peer[0]
         connection.sendall(f"{name} {address}\n".encode())
-        connection.close()
+        if key.fileobj.getsockname()[1] in held:
+            open_connections.append(connection)
+        else:
+            connection.close()
 """
 
 CLIENT = r"""
 import socket, sys
-try:
-    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])) as connection:
-        connection.settimeout(float(sys.argv[3]))
-        print(connection.makefile().readline().strip())
-except OSError as error:
-    print(f"failed: {type(error).__name__}")
+# Opens argv[4] (default 1) connections one after the other and keeps them open until it ends.
+address, port, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+results, connections = [], []
+for _attempt in range(int(sys.argv[4]) if len(sys.argv) > 4 else 1):
+    try:
+        connection = socket.create_connection((address, port), timeout=timeout)
+        connection.settimeout(timeout)
+        connections.append(connection)
+        results.append(connection.makefile().readline().strip())
+    except OSError as error:
+        results.append(f"failed: {type(error).__name__}")
+print("; ".join(results))
 """
 
 LAB_A = Profile(
@@ -135,7 +147,10 @@ LAB_A = Profile(
 LAB_B = Profile(
     name="lab-b", description="B: 8080 and 8081 in; nothing to the host", ingress_action="drop",
     egress_action="accept", host_action="reject",
-    rules=(Rule(direction="ingress", action="accept", protocol="tcp", ports=ports(8080, 8081)),),
+    rules=(Rule(direction="ingress", action="accept", protocol="tcp", ports=ports(8080, 8081)),
+           Rule(direction="host", action="accept", protocol="tcp", ports=ports(7002), conn_limit=2),
+           Rule(direction="host", action="accept", protocol="tcp", ports=ports(7003),
+                rate_limit=RateLimit(rate=2, per="minute", burst=2, per_source=True))),
 )
 
 
@@ -161,11 +176,11 @@ class Lab:
     b: NetNS
     out: NetNS
 
-    def connect(self, client: NetNS, address: str, port: int, timeout: float = 1.0) -> str:
-        return client.run(sys.executable, "-c", CLIENT, address, str(port), str(timeout)).stdout.strip()
+    def connect(self, client: NetNS, address: str, port: int, timeout: float = 1.0, count: int = 1) -> str:
+        return client.run(sys.executable, "-c", CLIENT, address, str(port), str(timeout), str(count)).stdout.strip()
 
 
-def _serve(namespace: NetNS, name: str, *server_ports: int) -> None:
+def _serve(namespace: NetNS, name: str, *server_ports: int | str) -> None:
     process = namespace.spawn(sys.executable, "-c", SERVER, name, *map(str, server_ports), stdout=subprocess.PIPE,
                               text=True)
     assert process.stdout is not None and process.stdout.readline().strip() == "ready"
@@ -218,7 +233,7 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
         _serve(a2, "A2", 8081, 8082)
         _serve(b, "B", 8080, 8081, 8082)
         _serve(out, "OUT", 9000)
-        _serve(host, "HOST", 7000, 7001)
+        _serve(host, "HOST", 7000, 7001, "7002h", 7003)
         load(host, render_ruleset(lab_topology()))
         yield Lab(host, a1, a2, b, out)
 
@@ -265,3 +280,12 @@ def test_members_of_one_network_are_not_policed_by_its_own_profile(lab: Lab) -> 
     assert lab.connect(lab.a1, "10.1.0.12", 8081) == "A2 10.1.0.11"
     assert lab.connect(lab.a1, "10.1.0.12", 8082) == "A2 10.1.0.11"
     assert lab.connect(lab.a1, "2001:db8:1::12", 8082) == "A2 2001:db8:1::11"
+
+
+def test_connection_and_rate_limits(lab: Lab) -> None:
+    # At most 2 open connections per source: the third falls through to B's host action (reject).
+    assert lab.connect(lab.b, "10.2.0.1", 7002, count=3) == \
+        "HOST 10.2.0.2; HOST 10.2.0.2; failed: ConnectionRefusedError"
+    # 2 new connections a minute per source, burst 2: the third is over the limit.
+    assert lab.connect(lab.b, "10.2.0.1", 7003, count=3) == \
+        "HOST 10.2.0.2; HOST 10.2.0.2; failed: ConnectionRefusedError"

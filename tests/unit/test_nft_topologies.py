@@ -115,9 +115,10 @@ OFFICE_HOURS = Profile(
         Rule(direction="egress", action="accept", destinations=("10.0.0.0/8", "2001:db8::/32"), counter=True),
         Rule(direction="egress", action="accept", protocol="udp", ports=ports(53, 123)),
         Rule(direction="egress", action="accept", time=TimeWindow(days=("Saturday", "Sunday"))),
-        Rule(direction="host", action="drop", protocol="tcp", ports=ports(22), conn_limit=3, log=True),
-        Rule(direction="host", action="accept", protocol="tcp", ports=ports(22),
+        Rule(direction="host", action="accept", protocol="tcp", ports=ports(22), conn_limit=3, log=True,
              rate_limit=RateLimit(rate=6, per="minute", burst=3, per_source=True)),
+        Rule(direction="host", action="drop", protocol="tcp", ports=ports(22), log=True, log_prefix="gw ssh flood ",
+             rate_limit=RateLimit(rate=5, per="minute")),
         Rule(direction="host", action="accept", protocol="sctp", ports=ports((3868, 3870))),
     ),
 )
