@@ -469,6 +469,10 @@ def _parse_rule(data: object, path: str, issues: list[Issue]) -> Rule | None:
     if data.get("log_prefix") is not None:
         prefix_path = _join(path, "log_prefix")
         log_prefix = _safe_text(data["log_prefix"], "log_prefix", prefix_path, issues)
+        if log_prefix is not None and "$" in log_prefix:
+            # nft expands $ inside a log prefix as a variable reference, even in quotes (1.0.6).
+            issues.append(Issue(prefix_path, f"log_prefix {log_prefix!r} must not contain '$'"))
+            log_prefix = None
         if log_prefix is not None:
             if data.get("log") is False:
                 issues.append(Issue(prefix_path, f"log_prefix {log_prefix!r} needs log: true (log is false)"))

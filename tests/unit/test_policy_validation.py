@@ -325,6 +325,11 @@ def test_longest_name_is_accepted() -> None:
         id='prefix-quote',
     ),
     pytest.param(
+        rule(log_prefix='cost 100$ '),
+        ["policies.p.rules[0].log_prefix: log_prefix 'cost 100$ ' must not contain '$'"],
+        id='prefix-dollar',
+    ),
+    pytest.param(
         rule(log_prefix='a\\b'),
         ["policies.p.rules[0].log_prefix: log_prefix string 'a\\\\b' must be non-empty printable ASCII without quotes or backslashes"],
         id='prefix-backslash',
