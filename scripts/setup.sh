@@ -15,10 +15,11 @@ REQUIREMENTS="${ROOT}/requirements-dev.txt"
 STAMP="${VENV}/.requirements-dev.sha256"
 SYSTEM_PYTHON="${SYSTEM_PYTHON:-/usr/bin/python3}"
 
-# nftables, iproute2, dnsmasq-base: what the modules drive; busybox, iperf3, openssh-server: the
-# lab's hosts, traffic and the controller's SSH target; shellcheck: a sanity test; python3-venv: .venv
-# and ansible-test's per-test environments; git: the sanity script lists the tracked files with it.
-APT_PACKAGES=(nftables iproute2 dnsmasq-base busybox iperf3 openssh-server shellcheck python3-venv git)
+# nftables, iproute2, dnsmasq-base, procps (sysctl): what the modules drive; busybox, iperf3,
+# openssh-server: the lab's hosts, traffic and the controller's SSH target; shellcheck: a sanity
+# test; python3-venv: .venv and ansible-test's per-test environments; git: the sanity script lists
+# the tracked files with it.
+APT_PACKAGES=(nftables iproute2 dnsmasq-base procps busybox iperf3 openssh-server shellcheck python3-venv git)
 
 missing_packages() {
     local package status
