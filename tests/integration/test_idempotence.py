@@ -106,6 +106,9 @@ def test_info_quartet_changes_nothing(site, nat_dev, task, run_play) -> None:
     assert in_check["ruleset"] == real["ruleset"] == repeat["ruleset"]
     assert "table inet ghostwarden" in real["ruleset"]
     assert real["topology"]["networks"]["nat_dev"]["cidr"] == "10.33.0.0/24"
+    owners = {link["name"]: link["owner"] for link in real["links"]}
+    assert {name: owners[name] for name in ("gw-nat_dev", "dev1p", "up0", "lo")} == \
+        {"gw-nat_dev": "nat_dev", "dev1p": None, "up0": None, "lo": None}
 
 
 def first_rule_handle(lab, ns: str, chain: str) -> tuple[str, str]:

@@ -210,4 +210,4 @@ def test_dhcp_lease_and_dns_from_the_networks_dnsmasq(applied: Example, task) ->
 
     info = applied.run_play([task("ghostwarden_info", netns=applied.host, state_dir=str(applied.host_state_dir))])
     assert not info[0].failed, info[0]
-    assert [lease["ip"] for lease in info[0]["leases"]["nat_dev"]] == [address]
+    assert [(lease["ip"], lease["hostname"]) for lease in info[0]["leases"]["nat_dev"]] == [(address, "probe")]
