@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Validate + render N routed networks with 10 forwards each and print the time per size.
 
@@ -13,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import gc
-import statistics
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-import conftest  # noqa: E402,F401  (makes the collection importable)
+import conftest  # noqa: E402,F401  pylint: disable=unused-import  (makes the collection importable)
 
 from ansible_collections.ghostwarden.core.plugins.module_utils._dnsmasq import render_dnsmasq  # noqa: E402
 from ansible_collections.ghostwarden.core.plugins.module_utils._nft import render_ruleset  # noqa: E402
@@ -54,7 +52,7 @@ def measure(data: dict, repeat: int) -> tuple[float, float, float, int]:
     """Best-of-``repeat`` seconds for validation, nft rendering and dnsmasq rendering; ruleset size."""
     parse_times, nft_times, dnsmasq_times = [], [], []
     ruleset = ""
-    for _ in range(repeat):
+    for dummy in range(repeat):
         gc.collect()
         start = time.perf_counter()
         topology = parse_topology(data)

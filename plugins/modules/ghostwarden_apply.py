@@ -14,54 +14,66 @@ description:
     masquerade, DHCP/DNS and policy profiles) and computes everything a host needs for it - the
     C(inet ghostwarden) nftables table, the dnsmasq configuration of each network and the ordered plan of
     netlink and file operations.
-  - With O(state=rendered) nothing on the host is read or changed; the module runs anywhere, without root
-    and without pyroute2, so a topology can be reviewed and tested in CI before it is applied.
+  - With O(state=present) the host's owned objects become exactly the topology - links through netlink
+    (pyroute2), the whole C(inet ghostwarden) table replaced in one checked C(nft -f) transaction, dnsmasq
+    configuration files and processes. Owned objects that are not in the topology are removed. Foreign links,
+    addresses, routes and nft tables are never changed.
+  - With O(state=absent) every owned object is removed. With O(state=gathered) the live owned state is
+    returned as a topology. With O(state=rendered) nothing on the host is read or changed; the module runs
+    anywhere, without root and without pyroute2, so a topology can be reviewed and tested in CI before it is applied.
   - Topology files of the original Ghostwarden CLI (C(ghostnet.toml), C(ghostnet.yaml)) load unchanged.
-  - Input errors are reported as one line naming the field path and the value, for example
-    C(networks.nat_dev.forwards[0].public: port 70000 is out of range 1-65535); all errors are returned in RV(errors).
+  - "Input errors are reported as one line naming the field path and the value, for example
+    C(networks.nat_dev.forwards[0].public: port 70000 is out of range 1-65535); all errors are returned in RV(errors)."
 author:
   - ghostwarden.core contributors
 extends_documentation_fragment:
   - ghostwarden.core._attributes
+  - ghostwarden.core._attributes.platform
+  - ghostwarden.core._host
 attributes:
+  idempotent:
+    support: full
   check_mode:
     support: full
-    details: With O(state=rendered) the module never changes anything, in check mode or not.
+    details: Check mode returns the full plan that a real run would execute, and the dnsmasq processes it would start.
   diff_mode:
-    support: none
-    details: Rendering changes nothing, so there is no difference to show.
-  platform:
     support: full
-    platforms: posix
+    details: >-
+      The diff shows the owned links, addresses, FDB entries and ports as JSON, the nft table as text, and each
+      dnsmasq file that changes.
 options:
   topology:
     description:
       - The topology as a dictionary, usually the C(ghostwarden_topology) variable.
       - See the collection's C(docs/topology.md) for every field and its default.
-      - Exactly one of O(topology) and O(src) is required.
+      - Exactly one of O(topology) and O(src) is required, except with O(state=absent) and O(state=gathered).
     type: dict
   src:
     description:
       - Path of a topology file on the managed node, in this collection's format or the original CLI's.
       - The format follows the suffix - C(.toml), C(.yaml), C(.yml) or C(.json).
-      - Exactly one of O(topology) and O(src) is required.
+      - Exactly one of O(topology) and O(src) is required, except with O(state=absent) and O(state=gathered).
     type: path
   state:
     description:
+      - V(present) makes the host's owned objects exactly the topology.
+      - V(absent) removes every object the collection owns on the host (the O(topology) is not needed).
+      - V(gathered) returns the live owned state as a topology in RV(topology), without changing anything.
       - V(rendered) validates the topology and returns the rendered ruleset, dnsmasq files and the plan of
         operations against an empty host, without touching the host.
     type: str
-    required: true
-    choices: [rendered]
-  state_dir:
+    default: present
+    choices: [present, absent, gathered, rendered]
+  management_from_connection:
     description:
-      - Directory of the collection's state files on the managed node. Rendered dnsmasq file names and the
-        lease and PID files they refer to live under it.
-      - Hosts that run several network namespaces on one filesystem use one directory per namespace.
-    type: path
-    default: /var/lib/ghostwarden
+      - Accept the address of the SSH client the play runs over (from C(SSH_CONNECTION) on the managed node)
+        on the management ports before any policy, in addition to C(management.allow_from) of the topology.
+    type: bool
+    default: true
 requirements:
   - netaddr
+  - pyroute2 (not for O(state=rendered))
+  - nft, ip and dnsmasq on the managed node (not for O(state=rendered))
   - PyYAML (for YAML topology files)
   - tomli on Python older than 3.11 (for TOML topology files)
 notes:
@@ -74,6 +86,26 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: Apply the topology from the inventory
+  ghostwarden.core.ghostwarden_apply:
+    topology: "{{ ghostwarden_topology }}"
+  register: applied
+
+- name: Apply inside a lab network namespace, keeping state apart
+  ghostwarden.core.ghostwarden_apply:
+    src: /etc/ghostwarden/ghostnet.toml
+    netns: lab-host1
+    state_dir: /var/lib/ghostwarden/lab-host1
+
+- name: Remove everything ghostwarden owns on the host
+  ghostwarden.core.ghostwarden_apply:
+    state: absent
+
+- name: Read the live owned state back as a topology
+  ghostwarden.core.ghostwarden_apply:
+    state: gathered
+  register: live
+
 - name: Render the topology from the inventory and show the ruleset
   ghostwarden.core.ghostwarden_apply:
     topology: "{{ ghostwarden_topology }}"
@@ -117,8 +149,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 topology:
-  description: The normalised topology, every default filled in, in this collection's format.
-  returned: success
+  description:
+    - The normalised topology, every default filled in, in this collection's format.
+    - With O(state=gathered), the live owned state as a topology.
+  returned: success, except with O(state=absent)
   type: dict
   sample:
     version: 1
@@ -126,13 +160,14 @@ topology:
     networks:
       nat_dev: {type: routed, iface: gw-nat_dev, cidr: 10.33.0.0/24, gw_ip: 10.33.0.1}
 ruleset:
-  description: The whole C(inet ghostwarden) nftables table as C(nft -f) text.
-  returned: success
+  description: The whole C(inet ghostwarden) nftables table as C(nft -f) text (with O(state=gathered), as listed by nft).
+  returned: success, except with O(state=absent)
   type: str
   sample: "table inet ghostwarden {\n  ...\n}\n"
 plan:
   description:
-    - The ordered operations that would bring an empty host to the topology.
+    - The ordered operations executed (in check mode - that would be executed) on the host.
+    - With O(state=rendered), the operations that would bring an empty host to the topology.
     - Each item has C(kind) (for example V(create_link), V(add_address), V(replace_ruleset)), C(target)
       (for example V(link:gw-nat_dev)) and C(details).
   returned: success
@@ -141,10 +176,28 @@ plan:
   sample:
     - {kind: create_link, target: "link:gw-nat_dev", details: {kind: bridge}}
 dnsmasq:
-  description: The dnsmasq configuration of every network with DHCP or DNS, file path to content.
-  returned: success
+  description:
+    - With O(state=rendered), the dnsmasq configuration of every network with DHCP or DNS, file path to content.
+    - Otherwise the dnsmasq process changes made (or, in check mode, due), such as V(started nat_dev).
+  returned: success, except with O(state=gathered)
+  type: raw
+  sample: ["started nat_dev"]
+changes:
+  description: How many operations of each kind were executed (kinds with none are left out).
+  returned: with O(state=present) and O(state=absent)
   type: dict
-  sample: {"/var/lib/ghostwarden/dnsmasq/nat_dev.conf": "interface=gw-nat_dev\n..."}
+  sample: {create_link: 2, add_address: 1, replace_ruleset: 1}
+generation:
+  description: The number of applies that changed this host's owned state so far (from the state directory).
+  returned: with O(state=present) and O(state=absent)
+  type: int
+  sample: 3
+drift:
+  description: With O(state=gathered), the differences between the live owned state and the last recorded apply.
+  returned: with O(state=gathered)
+  type: list
+  elements: str
+  sample: ["networks.old: recorded as applied but none of its links exist"]
 errors:
   description: Every input error found, one line each, when validation failed.
   returned: failure
@@ -153,15 +206,50 @@ errors:
   sample: ["networks.nat_dev.gw_ip: 10.34.0.1 is not inside cidr 10.33.0.0/24"]
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ghostwarden.core.plugins.module_utils import _topology
 from ansible_collections.ghostwarden.core.plugins.module_utils._compile import (
     compile_topology,
     read_topology_input,
     rendered_result,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils._errors import GhostwardenError
+from ansible_collections.ghostwarden.core.plugins.module_utils._gather import gather_topology
+from ansible_collections.ghostwarden.core.plugins.module_utils._module import (
+    HOST_ARGUMENT_SPEC,
+    apply_result,
+    connection_sources,
+    fail,
+    host_driver,
+    require_libraries,
+)
+from ansible_collections.ghostwarden.core.plugins.module_utils._plan import empty_state
+from ansible_collections.ghostwarden.core.plugins.module_utils._topology import topology_to_dict
+
+
+def run(module: AnsibleModule) -> dict:
+    params = module.params
+    state = params["state"]
+    if state == "rendered":
+        compiled = compile_topology(read_topology_input(params["topology"], params["src"]),
+                                    state_dir=params["state_dir"])
+        return {"changed": False, "warnings": list(compiled.topology.warnings), **rendered_result(compiled)}
+
+    with host_driver(module) as driver, driver.store.lock():
+        if state == "gathered":
+            records = driver.store.load()
+            observed = driver.observe(records, empty_state())
+            topology, drift = gather_topology(observed, records.topology)
+            return {"changed": False, "topology": topology, "drift": drift, "ruleset": observed.ruleset}
+        if state == "absent":
+            return apply_result(module, driver.remove_everything(check_mode=module.check_mode))
+        compiled = compile_topology(read_topology_input(params["topology"], params["src"]),
+                                    state_dir=params["state_dir"],
+                                    extra_management=connection_sources(params["management_from_connection"]))
+        result = driver.apply(compiled.desired, check_mode=module.check_mode,
+                              topology=topology_to_dict(compiled.topology))
+        return {**apply_result(module, result), "warnings": list(compiled.topology.warnings),
+                "topology": topology_to_dict(compiled.topology), "ruleset": compiled.ruleset}
 
 
 def main() -> None:
@@ -169,25 +257,22 @@ def main() -> None:
         argument_spec=dict(
             topology=dict(type="dict"),
             src=dict(type="path"),
-            state=dict(type="str", required=True, choices=["rendered"]),
-            state_dir=dict(type="path", default="/var/lib/ghostwarden"),
+            state=dict(type="str", default="present", choices=["present", "absent", "gathered", "rendered"]),
+            management_from_connection=dict(type="bool", default=True),
+            **HOST_ARGUMENT_SPEC,
         ),
         mutually_exclusive=[("topology", "src")],
-        required_one_of=[("topology", "src")],
+        required_if=[("state", "present", ("topology", "src"), True), ("state", "rendered", ("topology", "src"), True)],
         supports_check_mode=True,
     )
-    if not _topology.HAS_NETADDR:
-        module.fail_json(msg=missing_required_lib("netaddr"), exception=_topology.NETADDR_IMPORT_ERROR)
-
+    require_libraries(module, netlink=module.params["state"] != "rendered")
     try:
-        data = read_topology_input(module.params["topology"], module.params["src"])
-        compiled = compile_topology(data, state_dir=module.params["state_dir"])
-    except GhostwardenError as exc:
-        module.fail_json(msg=str(exc), **exc.to_result())
-
-    for warning in compiled.topology.warnings:
+        result = run(module)
+    except GhostwardenError as error:
+        fail(module, error)
+    for warning in result.pop("warnings", []):
         module.warn(warning)
-    module.exit_json(changed=False, **rendered_result(compiled))
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils._errors import Va
 from ansible_collections.ghostwarden.core.plugins.module_utils._model import Topology
 from ansible_collections.ghostwarden.core.plugins.module_utils._nft import render_replace_script, render_ruleset
 from ansible_collections.ghostwarden.core.plugins.module_utils._topology import parse_topology
-from ansible_collections.ghostwarden.core.tests.unit.netns import lab_netns, requires_netns  # noqa: F401
+from ansible_collections.ghostwarden.core.tests.unit.netns import lab_netns, requires_netns  # noqa: F401  pylint: disable=unused-import
 
 PROFILES = ["routed-tight", "public-web", "l2-lan", "proxmox-cluster", "proxmox-storage", "proxmox-backup",
             "proxmox-dmz"]
@@ -90,7 +90,7 @@ def network(pick: Chooser, index: int) -> dict:
                                         st.just(["bad_zone!"]))}
         if pick.draw(st.booleans()):
             net["masq_out"] = pick(st.sampled_from(["uplink", "eth1"]), bad_iface_names)
-        net["forwards"] = [forward(pick, index, v6) for _ in range(pick.draw(st.integers(0, 3)))]
+        net["forwards"] = [forward(pick, index, v6) for dummy in range(pick.draw(st.integers(0, 3)))]
         if pick.draw(st.booleans()):
             net["policy_profile"] = pick(st.sampled_from(PROFILES), st.just("no-such-profile"))
     if kind == "bridge" and pick.draw(st.booleans()):
