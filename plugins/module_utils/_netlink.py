@@ -42,6 +42,7 @@ try:
         NLM_F_APPEND,
         NLM_F_CREATE,
         NLM_F_DUMP,
+        NLM_F_ECHO,
         NLM_F_EXCL,
         NLM_F_REQUEST,
         NLMSG_DONE,
@@ -107,7 +108,7 @@ BRIDGE_VLAN_INFO_RANGE_END = 1 << 4
 
 SOL_NETLINK = 270
 NETLINK_CAP_ACK = 10  # errors quote only the request's header, not the whole request
-NETLINK_EXT_ACK = 11  # errors carry the kernel's explanation ("Cannot change VNI.")
+NETLINK_EXT_ACK = 11  # errors carry the kernel's explanation ("Cannot change VNI")
 NLM_F_DUMP_INTR = 0x10
 NLM_F_CAPPED = 0x100
 NLM_F_ACK_TLVS = 0x200
@@ -712,12 +713,19 @@ class NetlinkBackend:
             quoted_length = NLMSG_HEADER.size
         raise KernelError(-code, _extack(message, flags, quoted + ((quoted_length + 3) & ~3)))
 
-    def _write(self, message: Any, kind: int, flags: int = 0) -> None:
-        """One change request, acknowledged; raises KernelError when refused."""
+    def _write(self, message: Any, kind: int, flags: int = 0) -> List[bytes]:
+        """One change request, acknowledged; raises KernelError when refused.
+
+        Returns what the kernel echoed before the acknowledgement (with NLM_F_ECHO).
+        """
         self.writes += 1
         sequence = self._send(message, kind, flags | NLM_F_ACK)
+        echoed = []
         for reply_kind, reply_flags, reply in self._receive(sequence):
             self._check_error(reply_kind, reply_flags, reply)
+            if reply_kind != NLMSG_ERROR:
+                echoed.append(reply)
+        return echoed
 
     def _get(self, message: Any, kind: int) -> List[bytes]:
         sequence = self._send(message, kind, NLM_F_ACK)
@@ -831,7 +839,12 @@ class NetlinkBackend:
             if kind == "bridge" and details.get(key) is False:
                 del details[key]
         self._indexes.pop(name, None)
-        self._write(link_request(name, details, str(kind), self._index), RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL)
+        # Kernels since 6.3 echo the new link, index included, which saves asking for it later.
+        echoed = self._write(link_request(name, details, str(kind), self._index), RTM_NEWLINK,
+                             NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO)
+        for reply in echoed:
+            if NLMSG_HEADER.unpack_from(reply)[1] == RTM_NEWLINK:  # the only message echoed is the new link
+                self._indexes[name] = IFINFOMSG.unpack_from(reply, NLMSG_HEADER.size)[2]
         if not later:
             return
         try:

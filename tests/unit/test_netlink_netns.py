@@ -510,6 +510,30 @@ def test_kernel_errors_carry_the_kernel_message(netns: NetNS, backend: NetlinkBa
         assert (caught.value.step, caught.value.cause) == (str(operation), cause)
 
 
+def test_operations_the_executor_cannot_carry_out_send_nothing(netns: NetNS, backend: NetlinkBackend) -> None:
+    execute(backend, bridge_op("gw-a", "a"))
+    writes = backend.writes
+    vlan = {"bridge": "gw-a", "port": "gw-a", "self": True, "pvid": False, "untagged": False}
+    cases = [
+        (Operation("create_link", "link:x", {"type": "other"}), "cannot create a link of type 'other'"),
+        (Operation("modify_link", "link:gw-a", {"stp": True, "learning": True}),
+         "attributes of several link types (bridge, vxlan) in one change"),
+        (Operation("add_bridge_vlan", "bridge_vlan:gw-a:0", {**vlan, "vid_first": 0, "vid_last": 0}),
+         "VLAN range 0-0 is not within 1-4094"),
+        (Operation("set_master", "port:", {"master": "gw-a"}), "target 'port:' does not name a port"),
+        (Operation("add_address", "address:gw-a:x", {"iface": "gw-a", "address": "x"}),
+         "'x' does not appear to be an IPv4 or IPv6 interface"),
+        (Operation("add_address", "address:?:10.0.0.1/24", {"address": "10.0.0.1/24"}), "None is not a link name"),
+        (Operation("set_sysctl", "sysctl:net.ipv4.ip_forward", {"key": "net.ipv4.ip_forward", "value": "1\n0"}),
+         "sysctl value '1\\n0' spans lines"),
+    ]
+    for operation, cause in cases:
+        with pytest.raises(BackendError) as caught:
+            backend.execute(operation)
+        assert (caught.value.step, caught.value.cause) == (str(operation), cause)
+    assert backend.writes == writes
+
+
 def test_a_link_that_cannot_be_marked_is_removed_again(netns: NetNS, backend: NetlinkBackend) -> None:
     operation = bridge_op("gw-a", "a", mtu=70000)
     with pytest.raises(BackendError) as caught:
