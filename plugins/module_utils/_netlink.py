@@ -839,7 +839,8 @@ class NetlinkBackend:
             if kind == "bridge" and details.get(key) is False:
                 del details[key]
         self._indexes.pop(name, None)
-        # Kernels since 6.3 echo the new link, index included, which saves asking for it later.
+        # Recent kernels echo the new link, index included, which saves asking for it later;
+        # older ones echo nothing and the index is looked up by name when needed.
         echoed = self._write(link_request(name, details, str(kind), self._index), RTM_NEWLINK,
                              NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO)
         for reply in echoed:
