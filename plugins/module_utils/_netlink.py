@@ -285,8 +285,8 @@ class RawLink(NamedTuple):
             if learning is not None:
                 attrs["learning"] = bool(learning)
             local = _ip(self.data.get(IFLA_VXLAN_LOCAL)) or _ip(self.data.get(IFLA_VXLAN_LOCAL6))
-            if local is not None:
-                attrs["local"] = local
+            if local is not None and not ipaddress.ip_address(local).is_unspecified:
+                attrs["local"] = local  # the kernel leaves an unset local out; 0.0.0.0 would mean unset too
         return LinkState(self.name, kind, self.owner, attrs)
 
 

@@ -220,6 +220,8 @@ def test_decode_owned_and_foreign_links() -> None:
             linkinfo("vxlan", ["IFLA_VXLAN_ID", 7], ["IFLA_VXLAN_LINK", 7], ["IFLA_VXLAN_LOCAL6", "fd00::1"],
                      ["IFLA_VXLAN_LEARNING", 1], ["IFLA_VXLAN_PORT", 4789])]),
         kernel_link(9, "vx9", nlas=[linkinfo("vxlan", ["IFLA_VXLAN_ID", 9], ["IFLA_VXLAN_LINK", 7])]),
+        kernel_link(13, "vx13", nlas=[["IFLA_IFALIAS", "ghostwarden:lan"],
+                                      linkinfo("vxlan", ["IFLA_VXLAN_ID", 13], ["IFLA_VXLAN_LOCAL", "0.0.0.0"])]),
         kernel_link(10, "vl20", flags=1, nlas=[["IFLA_MTU", 1500], ["IFLA_LINK", 7],
                                                ["IFLA_IFALIAS", "ghostwarden:work"],
                                                linkinfo("vlan", ["IFLA_VLAN_ID", 20])]),
@@ -237,6 +239,7 @@ def test_decode_owned_and_foreign_links() -> None:
         LinkState("ul0", "other"),  # "ghostwarden:" names no network; IFLA_LINK to itself is no lower link
         LinkState("vl20", "vlan", "work", {"ifalias": "ghostwarden:work", "mtu": 1500, "parent": "ul0",
                                            "state": "up", "vlan_id": 20}),
+        LinkState("vx13", "vxlan", "lan", {"ifalias": "ghostwarden:lan", "state": "down", "vni": 13}),
         LinkState("vx7", "vxlan", "lan", {"dev": "ul0", "dstport": 4789, "ifalias": "ghostwarden:lan",
                                           "learning": True, "local": "fd00::1", "master": "br0", "mtu": 1450,
                                           "state": "up", "vni": 7}),
