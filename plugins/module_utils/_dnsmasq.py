@@ -366,42 +366,53 @@ class DnsmasqControl:
 
         A config without a running instance starts one; a running instance whose config
         changed since it started restarts; an instance whose config is gone stops (its lease
-        file stays). Nothing to do means no process is touched and [] is returned.
+        file stays). Nothing to do means no process is touched and [] is returned. The
+        changes are listed in network order.
         """
-        changes = []
-        for network, status in self.status().items():
-            if status.configured and not status.running:
-                changes.append(f"started {network}")
-                if not dry_run:
-                    self._start(network)
-            elif status.configured and not status.current:
-                changes.append(f"restarted {network}")
-                if not dry_run:
-                    self._stop(network, status.pid)
-                    self._start(network)
-            elif not status.configured:
+        statuses = self.status()
+        changes = {}
+        for network, status in statuses.items():
+            if not status.configured:
                 if status.running:
-                    changes.append(f"stopped {network}")
-                if not dry_run:
-                    self.stop(network)
-        return changes
+                    changes[network] = f"stopped {network}"
+            elif not status.running:
+                changes[network] = f"started {network}"
+            elif not status.current:
+                changes[network] = f"restarted {network}"
+        if not dry_run:
+            # Leftover pid files of instances without a config are forgotten too.
+            self._stop_and_forget([network for network, status in statuses.items() if not status.configured])
+            for network, status in statuses.items():
+                if status.configured and network in changes:
+                    if status.pid is not None:
+                        self._stop({network: status.pid})
+                    self._start(network)
+        return list(changes.values())
 
     def stop(self, network: str) -> bool:
         """Stop one instance (if it runs) and forget its pid and started files; whether it ran."""
-        pid = self._pid(network)
-        if pid is not None:
-            self._stop(network, pid)
-        paths = instance_paths(self.state_dir, network)
-        try:
-            _remove(paths.pid)
-            _remove(self._started_path(network))
-        except OSError as error:
-            raise BackendError(f"dnsmasq {network}", f"cannot remove its pid files: {error.strerror}") from None
-        return pid is not None
+        return bool(self._stop_and_forget([network]))
 
     def stop_all(self) -> list[str]:
         """Stop every instance, configured or not (``state: absent``); what was stopped."""
-        return [f"stopped {network}" for network in self.status() if self.stop(network)]
+        return [f"stopped {network}" for network in self._stop_and_forget(list(self.status()))]
+
+    def _stop_and_forget(self, networks: list[str]) -> list[str]:
+        """Stop the instances of ``networks`` together, remove their pid and started files;
+        the networks whose instance was running."""
+        running = {}
+        for network in networks:
+            pid = self._pid(network)
+            if pid is not None:
+                running[network] = pid
+        self._stop(running)
+        for network in networks:
+            try:
+                _remove(instance_paths(self.state_dir, network).pid)
+                _remove(self._started_path(network))
+            except OSError as error:
+                raise BackendError(f"dnsmasq {network}", f"cannot remove its pid files: {error.strerror}") from None
+        return sorted(running)
 
     def _start(self, network: str) -> None:
         paths = instance_paths(self.state_dir, network)
@@ -446,29 +457,44 @@ class DnsmasqControl:
                 return message
         return f"no dnsmasq process for {paths.config} after {self.start_timeout:g} s (pid file {paths.pid})"
 
-    def _stop(self, network: str, pid: int) -> None:
-        """SIGTERM, a bounded wait, then SIGKILL."""
-        config = instance_paths(self.state_dir, network).config
+    def _stop(self, instances: dict[str, int]) -> None:
+        """SIGTERM to every instance (network -> pid), a bounded wait, then SIGKILL to what is left."""
+        remaining = dict(instances)
         for sig, wait in ((signal.SIGTERM, self.stop_timeout), (signal.SIGKILL, _KILL_WAIT_SECONDS)):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
+            for network, pid in sorted(remaining.items()):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+                except OSError as error:
+                    raise BackendError(f"dnsmasq {network}", f"cannot signal process {pid}: {error.strerror}") from None
+
+            def alive() -> dict[str, int]:
+                return {network: pid for network, pid in remaining.items()
+                        if self._is_instance(pid, instance_paths(self.state_dir, network).config)}
+
+            self._wait_for(lambda: not alive(), wait)
+            remaining = alive()
+            if not remaining:
                 return
-            except OSError as error:
-                raise BackendError(f"dnsmasq {network}", f"cannot signal process {pid}: {error.strerror}") from None
-            if self._wait_for(lambda: not self._is_instance(pid, config) or None, wait):
-                return
+        network, pid = sorted(remaining.items())[0]
         raise BackendError(f"dnsmasq {network}", f"process {pid} is still running after SIGKILL")
 
     @staticmethod
     def _wait_for(probe: Callable[[], Any], timeout: float) -> Any:
-        """The first true value of ``probe()`` within ``timeout`` seconds, else None."""
+        """The first true value of ``probe()`` within ``timeout`` seconds, else None.
+
+        Polls often at first (a daemon is usually ready, a process usually gone, within
+        milliseconds), then every ``_POLL_SECONDS``.
+        """
         deadline = time.monotonic() + timeout
+        pause = 0.002
         while True:
             value = probe()
             if value or time.monotonic() >= deadline:
                 return value or None
-            time.sleep(_POLL_SECONDS)
+            time.sleep(pause)
+            pause = min(pause * 2, _POLL_SECONDS)
 
     def _run(self, step: str, argv: list[str]) -> CommandResult:
         try:

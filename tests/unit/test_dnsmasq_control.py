@@ -183,8 +183,10 @@ def recorded_control(tmp_path: Path, *answers: CommandResult, **options) -> tupl
 
 def test_dnsmasq_own_error_is_reported(tmp_path):
     control, recorder = recorded_control(
-        tmp_path, CommandResult(2, "", "\ndnsmasq: failed to create listening socket for 10.40.0.1: Address already in use\n"),
-        netns="lab", use_systemd=False,
+        tmp_path,
+        CommandResult(2, "", "\ndnsmasq: failed to create listening socket for 10.40.0.1: Address already in use\n"),
+        netns="lab",
+        use_systemd=False,
     )
     with pytest.raises(BackendError) as caught:
         control.reconcile()
@@ -300,8 +302,8 @@ def wait_dead(pid: int, timeout: float = 5) -> bool:
 
 def lease(lab: Lab, script: Path) -> str:
     """A DHCP lease for the client through busybox udhcpc; the bound line its script printed."""
-    result = lab.client.run("timeout", "30", "busybox", "udhcpc", "-i", "va1", "-n", "-q", "-f", "-t", "10",
-                            "-s", str(script), "-x", "hostname:probe")
+    result = lab.client.run("timeout", "60", "busybox", "udhcpc", "-i", "va1", "-n", "-q", "-f", "-t", "10",
+                            "-s", str(script), "-x", "hostname:probe", timeout=90)
     bound = [line for line in result.stdout.splitlines() if line.startswith("bound ")]
     assert len(bound) == 1, result.stdout + result.stderr
     return bound[0]
