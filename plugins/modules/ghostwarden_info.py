@@ -1,0 +1,147 @@
+#!/usr/bin/python
+# Copyright (c) ghostwarden.core contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: ghostwarden_info
+short_description: Live network facts of a host as ghostwarden sees them
+version_added: 0.1.0
+description:
+  - Returns the host's links (those the collection owns and the foreign ones, bridges among them), their
+    addresses, the owned C(inet ghostwarden) nft table with its counters, the dnsmasq instances and their
+    DHCP leases per network, and the topology recorded by the last apply.
+  - Reads only; never changes the host.
+author:
+  - ghostwarden.core contributors
+extends_documentation_fragment:
+  - ghostwarden.core._attributes
+  - ghostwarden.core._attributes.info_module
+  - ghostwarden.core._attributes.platform
+  - ghostwarden.core._host
+requirements:
+  - netaddr
+  - pyroute2
+  - nft on the managed node
+seealso:
+  - module: ghostwarden.core.ghostwarden_apply
+"""
+
+EXAMPLES = r"""
+- name: Read the network facts
+  ghostwarden.core.ghostwarden_info:
+  register: facts
+
+- name: Show who got a DHCP lease on nat_dev
+  ansible.builtin.debug:
+    msg: "{{ facts.leases.nat_dev | map(attribute='ip') | list }}"
+"""
+
+RETURN = r"""
+links:
+  description: Every link, with C(kind) (bridge, vlan, vxlan, other), C(owner) (the network, or null when foreign) and attributes.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{name: gw-nat_dev, kind: bridge, owner: nat_dev, attrs: {mtu: 1500, state: up}}]
+bridges:
+  description: The names of the bridges that the collection does not own.
+  returned: success
+  type: list
+  elements: str
+  sample: [vmbr0]
+addresses:
+  description: Every address, with C(iface), C(address) and C(owned).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{iface: gw-nat_dev, address: 10.33.0.1/24, owned: true}]
+ruleset:
+  description: The owned nft table as listed by nft, or null when it does not exist.
+  returned: success
+  type: str
+  sample: "table inet ghostwarden {\n  ...\n}\n"
+counters:
+  description: The counters of the owned table's rules, with C(chain), C(comment), C(packets) and C(bytes).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{chain: net_nat_dev_ingress, comment: null, packets: 12, bytes: 720}]
+dnsmasq:
+  description: Per network with a dnsmasq configuration, whether its instance runs and with the current configuration.
+  returned: success
+  type: dict
+  sample: {nat_dev: {running: true, pid: 4242, current: true}}
+leases:
+  description: The DHCP leases per network, each with C(expiry), C(mac), C(ip), C(hostname) and C(client_id).
+  returned: success
+  type: dict
+  sample: {nat_dev: [{expiry: 1767225600, mac: "52:54:00:12:34:56", ip: 10.33.0.140, hostname: guest1, client_id: "*"}]}
+topology:
+  description: The topology recorded by the last apply, or null when nothing was applied.
+  returned: success
+  type: dict
+  sample: {version: 1, networks: {nat_dev: {type: routed, cidr: 10.33.0.0/24}}}
+generation:
+  description: The number of applies that changed this host's owned state so far.
+  returned: success
+  type: int
+  sample: 3
+"""
+
+from dataclasses import asdict
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ghostwarden.core.plugins.module_utils._errors import GhostwardenError
+from ansible_collections.ghostwarden.core.plugins.module_utils._module import (
+    HOST_ARGUMENT_SPEC,
+    fail,
+    host_driver,
+    require_libraries,
+)
+from ansible_collections.ghostwarden.core.plugins.module_utils._plan import empty_state
+
+
+def _plain(value):
+    """Status objects of the dnsmasq backend as plain data."""
+    if hasattr(value, "_asdict"):
+        return dict(value._asdict())
+    if hasattr(value, "__dataclass_fields__"):
+        return asdict(value)
+    return value
+
+
+def run(module: AnsibleModule) -> dict:
+    with host_driver(module) as driver:
+        records = driver.store.load()
+        observed = driver.observe(records, empty_state())
+        status = {network: _plain(item) for network, item in sorted(driver.dnsmasq.status().items())}
+        return {
+            "changed": False,
+            "links": [link.to_dict() for link in observed.links],
+            "bridges": [link.name for link in observed.links if link.kind == "bridge" and not link.owned],
+            "addresses": [address.to_dict() for address in observed.addresses],
+            "ruleset": observed.ruleset,
+            "counters": driver.nft.counters(),
+            "dnsmasq": status,
+            "leases": {network: driver.dnsmasq.leases(network) for network in status},
+            "topology": records.topology,
+            "generation": records.generation,
+        }
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=dict(**HOST_ARGUMENT_SPEC), supports_check_mode=True)
+    require_libraries(module, netlink=True)
+    try:
+        result = run(module)
+    except GhostwardenError as error:
+        fail(module, error)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
