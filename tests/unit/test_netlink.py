@@ -65,8 +65,14 @@ def encoded(message, kind: int = 0, flags: int = 0) -> bytes:
     return bytes(message.data)
 
 
-def attributes(message, header_size: int) -> dict:
-    return _netlink._attributes(encoded(message), 16 + header_size)
+def attributes(body: bytes, header_size: int) -> dict:
+    """The attributes of a request body (after its ifinfomsg/ifaddrmsg/ndmsg header)."""
+    return _netlink._attributes(body, header_size)
+
+
+def link_header(body: bytes) -> tuple:
+    """(family, type, index, flags, change) of an RTM_*LINK request body."""
+    return struct.unpack_from("=BxHiII", body)
 
 
 def nested(payload: bytes) -> dict:
@@ -120,7 +126,8 @@ def vlan_info(flags: int, vid: int) -> bytes:
      17, False, iproute2_bridge_vlan(17, 6, vlan_info(8, 7) + vlan_info(16, 9))),
 ])
 def test_bridge_vlan_requests_are_what_iproute2_sends(details: dict, kind: int, add: bool, expected: bytes) -> None:
-    assert encoded(bridge_vlan_request(details, resolve, add=add), kind, 0x5) == expected
+    body = bridge_vlan_request(details, resolve, add=add)
+    assert struct.pack("=IHHII", 16 + len(body), kind, 0x5, 0, 0) + body == expected
 
 
 def test_bridge_vlan_request_refuses_a_range_outside_1_4094() -> None:
@@ -131,7 +138,7 @@ def test_bridge_vlan_request_refuses_a_range_outside_1_4094() -> None:
 def test_link_request_for_a_bridge() -> None:
     message = link_request("gw-a", {"state": "up", "stp": True, "vlan_filtering": True, "master": None}, "bridge",
                            resolve)
-    assert (message["flags"], message["change"]) == (1, 1)
+    assert link_header(message) == (0, 0, 0, 1, 1)
     attrs = attributes(message, 16)
     assert sorted(attrs) == [3, 10, 18]
     assert attrs[3] == b"gw-a\0"
@@ -145,7 +152,7 @@ def test_link_request_for_a_vxlan() -> None:
     message = link_request("vx7", {"vni": 7, "dstport": 4789, "learning": False, "local": "192.0.2.10", "dev": "ul0",
                                    "master": "br0", "mtu": 1400, "ifalias": "ghostwarden:a"}, "vxlan", resolve)
     attrs = attributes(message, 16)
-    assert (message["flags"], message["change"]) == (0, 0)  # the state is not touched
+    assert link_header(message)[3:] == (0, 0)  # the state is not touched
     assert attrs[4] == struct.pack("=I", 1400)
     assert attrs[10] == struct.pack("=I", 5)
     assert attrs[20].rstrip(b"\0") == b"ghostwarden:a"
@@ -166,7 +173,7 @@ def test_link_request_for_a_vlan_and_a_plain_change() -> None:
     assert attrs[5] == struct.pack("=I", 8)
     assert nested(nested(attrs[18])[2]) == {1: struct.pack("=H", 20)}
     down = link_request("gw-a", {"state": "down"}, None, resolve)
-    assert (down["flags"], down["change"]) == (0, 1)
+    assert link_header(down)[3:] == (0, 1)
     assert sorted(attributes(down, 16)) == [3]  # the name only: no IFLA_LINKINFO without a kind
 
 
@@ -185,7 +192,7 @@ def test_link_request_refuses_details_it_cannot_encode(attrs: dict, message: str
 
 def test_address_requests() -> None:
     add = address_request({"iface": "br0", "address": "10.33.0.1/24"}, resolve, add=True)
-    assert (add["family"], add["prefixlen"], add["index"]) == (socket.AF_INET, 24, 5)
+    assert struct.unpack_from("=BBBBI", add) == (socket.AF_INET, 24, 0, 0, 5)
     assert attributes(add, 8) == {2: socket.inet_aton("10.33.0.1"), 1: socket.inet_aton("10.33.0.1"),
                                   4: socket.inet_aton("10.33.0.255")}
     remove = address_request({"iface": "br0", "address": "10.33.0.1/24"}, resolve, add=False)
@@ -193,14 +200,25 @@ def test_address_requests() -> None:
     point_to_point = address_request({"iface": "br0", "address": "10.33.0.0/31"}, resolve, add=True)
     assert sorted(attributes(point_to_point, 8)) == [1, 2]  # a /31 has no broadcast address
     six = address_request({"iface": "br0", "address": "fd00:33::1/64"}, resolve, add=True)
-    assert (six["family"], six["prefixlen"]) == (socket.AF_INET6, 64)
+    assert struct.unpack_from("=BBBBI", six) == (socket.AF_INET6, 64, 0, 0, 5)
     assert attributes(six, 8) == {1: socket.inet_pton(socket.AF_INET6, "fd00:33::1")}
 
 
 def test_fdb_request() -> None:
     message = fdb_request({"iface": "ul0", "mac": ZERO, "dst": "2001:db8::2"}, resolve)
-    assert (message["family"], message["ifindex"], message["state"], message["flags"]) == (AF_BRIDGE, 7, 0xC0, 0x02)
+    assert struct.unpack_from("=BxxxiHBB", message) == (AF_BRIDGE, 7, 0xC0, 0x02, 0)
     assert attributes(message, 12) == {2: bytes(6), 1: socket.inet_pton(socket.AF_INET6, "2001:db8::2")}
+
+
+def test_read_requests() -> None:
+    # Laid out as iproute2's dumps (strace): the fixed header, then IFLA_EXT_MASK (8: no statistics).
+    assert _netlink.LINK_DUMP == struct.pack("=BxHiII", 0, 0, 0, 0, 0) + nla(29, struct.pack("=I", 8))
+    assert _netlink._link_read_request(0, 8, "br0") == (
+        struct.pack("=BxHiII", 0, 0, 0, 0, 0) + nla(3, b"br0\0") + nla(29, struct.pack("=I", 8)))
+    # as "bridge vlan show": an AF_BRIDGE RTM_GETLINK dump with RTEXT_FILTER_BRVLAN_COMPRESSED (4)
+    assert _netlink.BRIDGE_VLAN_DUMP == struct.pack("=BxHiII", AF_BRIDGE, 0, 0, 0, 0) + nla(29, struct.pack("=I", 4))
+    assert _netlink.ADDRESS_DUMP == bytes(8)
+    assert _netlink.FDB_DUMP == struct.pack("=BxxxiHBB", AF_BRIDGE, 0, 0, 0, 0)
 
 
 # --- decoding what the kernel sends ------------------------------------------------------------
@@ -416,7 +434,7 @@ def test_without_pyroute2_the_module_imports_and_says_what_is_missing() -> None:
         "sys.meta_path.insert(0, Refuse())\n"
         "from ansible_collections.ghostwarden.core.plugins.module_utils import _netlink\n"
         "from ansible_collections.ghostwarden.core.plugins.module_utils._errors import BackendError\n"
-        "print(_netlink.HAS_PYROUTE2, 'ImportError' in _netlink.PYROUTE2_IMPORT_ERROR)\n"
+        "print(_netlink.HAS_PYROUTE2, _netlink.PYROUTE2_IMPORT_ERROR)\n"
         "try:\n"
         "    _netlink.NetlinkBackend()\n"
         "except BackendError as error:\n"
@@ -426,7 +444,7 @@ def test_without_pyroute2_the_module_imports_and_says_what_is_missing() -> None:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                             env={"PYTHONPATH": collections})
     assert result.stdout.splitlines() == [
-        "False True",
+        "False ModuleNotFoundError: No module named 'pyroute2'",
         "netlink: the Python library pyroute2 is required on the managed host (pip install pyroute2)",
     ]
     assert _netlink.HAS_PYROUTE2 and _netlink.PYROUTE2_IMPORT_ERROR is None

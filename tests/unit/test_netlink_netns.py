@@ -215,6 +215,24 @@ def test_without_a_namespace_name_it_works_in_the_process_namespace(netns: NetNS
     assert netns.run("sysctl", "-n", "net.ipv6.conf.all.forwarding").stdout == "1\n"
 
 
+def test_observing_does_not_load_pyroute2_and_the_first_change_does(netns: NetNS) -> None:
+    script = (
+        "import sys\n"
+        "from ansible_collections.ghostwarden.core.plugins.module_utils._netlink import NetlinkBackend\n"
+        "from ansible_collections.ghostwarden.core.plugins.module_utils._plan import Operation\n"
+        f"with NetlinkBackend({netns.name!r}) as backend:\n"
+        "    backend.observe(['net.ipv4.ip_forward'])\n"
+        "    print('pyroute2' in sys.modules)\n"
+        "    backend.execute(Operation('create_link', 'link:gw-x', {'type': 'bridge', 'ifalias': 'ghostwarden:x'}))\n"
+        "    print('pyroute2' in sys.modules)\n"
+    )
+    collections = str(Path(__file__).resolve().parents[2] / ".cache" / "collections")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": collections})
+    assert result.stdout.split() == ["False", "True"]
+    assert link_json(netns, "gw-x")["ifalias"] == "ghostwarden:x"
+
+
 # --- observing -----------------------------------------------------------------------------------
 
 
