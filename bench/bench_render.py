@@ -18,7 +18,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-import conftest  # noqa: E402,F401  pylint: disable=unused-import  (makes the collection importable)
+# The import makes the collection importable as ansible_collections.ghostwarden.core.
+import conftest  # noqa: E402,F401  pylint: disable=unused-import
 
 from ansible_collections.ghostwarden.core.plugins.module_utils._dnsmasq import render_dnsmasq  # noqa: E402
 from ansible_collections.ghostwarden.core.plugins.module_utils._nft import render_ruleset  # noqa: E402

@@ -96,7 +96,7 @@ class HostDriver:
         The live nft listing is never byte-equal to the rendered text; when the two normalise to
         the same table the observed ruleset *is* the desired one, otherwise the listing stands.
         """
-        sysctl_keys = sorted({key for key, _ in desired.sysctls} | set(records.sysctl_previous))
+        sysctl_keys = sorted(set(dict(desired.sysctls)) | set(records.sysctl_previous))
         kernel = self.netlink.observe(sysctl_keys)
         listing = self.nft.list_table()
         if listing is not None and desired.ruleset is not None and self.nft.matches(listing, desired.ruleset):

@@ -25,7 +25,7 @@ description:
   - "Input errors are reported as one line naming the field path and the value, for example
     C(networks.nat_dev.forwards[0].public: port 70000 is out of range 1-65535); all errors are returned in RV(errors)."
 author:
-  - ghostwarden.core contributors
+  - ghostwarden.core maintainers (@ghostwarden)
 extends_documentation_fragment:
   - ghostwarden.core._attributes
   - ghostwarden.core._attributes.platform

@@ -15,7 +15,7 @@ description:
     DHCP leases per network, and the topology recorded by the last apply.
   - Reads only; never changes the host.
 author:
-  - ghostwarden.core contributors
+  - ghostwarden.core maintainers (@ghostwarden)
 extends_documentation_fragment:
   - ghostwarden.core._attributes
   - ghostwarden.core._attributes.info_module

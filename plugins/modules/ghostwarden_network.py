@@ -21,7 +21,7 @@ description:
   - The network is recorded in the state directory, so that M(ghostwarden.core.ghostwarden_policy) and
     M(ghostwarden.core.ghostwarden_apply) with O(ghostwarden.core.ghostwarden_apply#module:state=gathered) see it.
 author:
-  - ghostwarden.core contributors
+  - ghostwarden.core maintainers (@ghostwarden)
 extends_documentation_fragment:
   - ghostwarden.core._attributes
   - ghostwarden.core._attributes.platform

@@ -19,7 +19,7 @@ description:
   - Management traffic (C(management) of the topology, and the SSH client the play runs over) is accepted
     before any profile.
 author:
-  - ghostwarden.core contributors
+  - ghostwarden.core maintainers (@ghostwarden)
 extends_documentation_fragment:
   - ghostwarden.core._attributes
   - ghostwarden.core._attributes.platform
@@ -47,8 +47,8 @@ options:
     type: str
   forwards:
     description:
-      - Port forwards into the network, in the topology's syntax, for example
-        C({public: "0.0.0.0:4022/tcp", dst: "10.33.0.10:22"}).
+      - Port forwards into the network, in the topology's syntax - a list of C(public) (V(0.0.0.0:4022/tcp))
+        and C(dst) (V(10.33.0.10:22)) pairs; see the example.
     type: list
     elements: dict
   masq_out:
