@@ -130,7 +130,10 @@ class HostDriver:
         """
         records = self.store.load()
         before = self.observe(records, desired)
-        operations = [op for op in plan(desired, before) if scope is None or scope(op, before)]
+        # The firewall goes first: nft -f is one transaction and names interfaces as strings, so a
+        # ruleset nft refuses fails the apply before any link, address or file has changed.
+        operations = sorted((op for op in plan(desired, before) if scope is None or scope(op, before)),
+                            key=lambda op: op.kind not in RULESET_KINDS)
         if check_mode:
             return ApplyResult(operations, self._pending_dnsmasq(operations), before, desired, records,
                                summarise(operations))
@@ -166,7 +169,7 @@ class HostDriver:
         if operation.kind in NETLINK_KINDS:
             self.netlink.execute(operation)
         elif operation.kind == "replace_ruleset":
-            self.nft.replace(str(operation.detail("content")))
+            self.nft.replace(str(operation.detail("content")), check_first=False)
         elif operation.kind == "delete_ruleset":
             self.nft.delete()
         elif operation.kind == "write_file":

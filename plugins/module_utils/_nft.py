@@ -1130,17 +1130,20 @@ class NftCli:
         """``nft list table inet ghostwarden``; None when the table does not exist."""
         return self._listing("nft list", ["nft", "list", "table", NFT_FAMILY, NFT_TABLE])
 
-    def replace(self, ruleset: str) -> None:
+    def replace(self, ruleset: str, *, check_first: bool = True) -> None:
         """Replace the table with ``ruleset`` in one transaction, checked with ``nft -c`` first.
 
         A ruleset nft refuses raises ``BackendError("nft check", ...)`` and the host is unchanged.
+        ``check_first=False`` skips the separate check for callers that load the table before
+        any other change: ``nft -f`` is one transaction, so a refused load changes nothing either.
         """
         script = render_replace_script(ruleset)
         body = ruleset if ruleset.endswith("\n") else ruleset + "\n"
         offset = script.count("\n") - body.count("\n")
-        checked = self._run("nft check", ["nft", "-c", "-f", "-"], script)
-        if checked.rc != 0:
-            raise BackendError("nft check", _nft_errors(checked, offset))
+        if check_first:
+            checked = self._run("nft check", ["nft", "-c", "-f", "-"], script)
+            if checked.rc != 0:
+                raise BackendError("nft check", _nft_errors(checked, offset))
         applied = self._run("nft apply", ["nft", "-f", "-"], script)
         if applied.rc != 0:
             raise BackendError("nft apply", _nft_errors(applied, offset))
