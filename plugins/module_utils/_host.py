@@ -11,6 +11,7 @@ owns -> make dnsmasq processes match their files. No Ansible here: modules hand 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
 from collections.abc import Callable, Iterable, Sequence
@@ -99,10 +100,13 @@ class HostDriver:
         sysctl_keys = sorted(set(dict(desired.sysctls)) | set(records.sysctl_previous))
         kernel = self.netlink.observe(sysctl_keys)
         listing = self.nft.list_table()
-        if listing is not None and desired.ruleset is not None and self.nft.matches(listing, desired.ruleset):
-            ruleset = desired.ruleset
-        else:
-            ruleset = listing
+        ruleset = listing
+        if listing is not None and desired.ruleset is not None:
+            # Fast path: the table is byte-for-byte what nft listed after our last load of this rendering.
+            unchanged = (records.nft_digests.get("listing") == sha256_text(listing)
+                         and records.nft_digests.get("ruleset") == sha256_text(desired.ruleset))
+            if unchanged or self.nft.matches(listing, desired.ruleset):
+                ruleset = desired.ruleset
         return replace(
             kernel,
             addresses=tuple(
@@ -122,11 +126,13 @@ class HostDriver:
 
     # -- applying ----------------------------------------------------------------------------
     def apply(self, desired: HostState, *, check_mode: bool, scope: OperationFilter | None = None,
-              topology: dict | None = None) -> ApplyResult:
+              topology: dict | None = None, want_after: bool = False) -> ApplyResult:
         """Plan ``desired`` against the host and, unless ``check_mode``, execute it.
 
         ``scope`` limits the operations to one network's objects (ghostwarden_network,
         ghostwarden_policy); ``topology`` is the normalised topology recorded as applied.
+        ``want_after`` observes the host again after a change (for diffs); otherwise ``after``
+        is the desired state the operations established.
         """
         records = self.store.load()
         before = self.observe(records, desired)
@@ -137,24 +143,45 @@ class HostDriver:
         if check_mode:
             return ApplyResult(operations, self._pending_dnsmasq(operations), before, desired, records,
                                summarise(operations))
+        ledger = OwnershipLedger(records)
         stopped: list[str] = []
         try:
             for operation in operations:
                 self._execute(operation)
-                records = record_operation(records, operation)
+                ledger.record(operation)
                 if operation.kind == "remove_file":
                     # Stop the instance now, while its interface still exists (the plan removes files first).
                     network = posixpath.basename(str(operation.detail("path"))).rsplit(".", 1)[0]
                     if self.dnsmasq.stop(network):
                         stopped.append(f"stopped {network}")
         finally:
-            records = replace(records, topology=topology)
+            updated = ledger.records(records, topology=topology)
             if operations:
-                records = replace(records, generation=records.generation + 1)
-            self.store.save(records)
+                updated = replace(updated, generation=records.generation + 1,
+                                  nft_digests=self._nft_digests(operations, records))
+            if updated != records:
+                self.store.save(updated)
+            records = updated
         dnsmasq_changes = stopped + self.dnsmasq.reconcile()
-        after = self.observe(records, desired) if operations else before
+        if not operations:
+            after = before
+        elif want_after:
+            after = self.observe(records, desired)
+        else:
+            after = desired
         return ApplyResult(operations, dnsmasq_changes, before, after, records, summarise(operations))
+
+    def _nft_digests(self, operations: Sequence[Operation], records: Records) -> dict:
+        """Digests of the table as loaded and as nft lists it, for the next run's fast comparison."""
+        loaded = [op for op in operations if op.kind in RULESET_KINDS]
+        if not loaded:
+            return dict(records.nft_digests)
+        if loaded[-1].kind == "delete_ruleset":
+            return {}
+        listing = self.nft.list_table()
+        if listing is None:
+            return {}
+        return {"listing": sha256_text(listing), "ruleset": sha256_text(str(loaded[-1].detail("content")))}
 
     def _pending_dnsmasq(self, operations: Sequence[Operation]) -> list[str]:
         """In check mode with file changes pending, say which instances a real run would (re)start or stop."""
@@ -179,50 +206,72 @@ class HostDriver:
         else:  # the planner and this table are out of step: a bug, not user input
             raise BackendError(str(operation), f"no backend executes operations of kind {operation.kind}")
 
-    def remove_everything(self, *, check_mode: bool) -> ApplyResult:
+    def remove_everything(self, *, check_mode: bool, want_after: bool = False) -> ApplyResult:
         """``state: absent``: every owned object goes; dnsmasq instances stop; foreign objects stay."""
-        result = self.apply(empty_state(), check_mode=check_mode, topology=None)
+        result = self.apply(empty_state(), check_mode=check_mode, topology=None, want_after=want_after)
         if not check_mode:
             stopped = self.dnsmasq.stop_all()
             result.dnsmasq = sorted(set(result.dnsmasq) | set(stopped or []))
         return result
 
 
+class OwnershipLedger:
+    """What the collection owns as operations succeed: the ownership the kernel cannot show.
+
+    Kept in plain sets while a plan runs and turned into :class:`Records` once, because building
+    Records canonicalises every entry (an apply of 500 networks would otherwise do it 1,000 times).
+    """
+
+    def __init__(self, records: Records) -> None:
+        self.addresses = set(records.owned_addresses)
+        self.fdb = set(records.owned_fdb)
+        self.enslavements = set(records.owned_enslavements)
+        self.sysctls = dict(records.sysctl_previous)
+
+    def record(self, operation: Operation) -> None:
+        kind = operation.kind
+        if kind == "add_address":
+            self.addresses.add((str(operation.detail("iface")), str(operation.detail("address"))))
+        elif kind == "remove_address":
+            self.addresses.discard((str(operation.detail("iface")), str(operation.detail("address"))))
+        elif kind == "add_fdb":
+            self.fdb.add((str(operation.detail("iface")), str(operation.detail("mac")), str(operation.detail("dst"))))
+        elif kind == "remove_fdb":
+            self.fdb.discard((str(operation.detail("iface")), str(operation.detail("mac")),
+                              str(operation.detail("dst"))))
+        elif kind == "set_master":  # always a foreign port: owned links get their master in create/modify_link
+            port = operation.target.split(":", 1)[1]
+            self.enslavements = {item for item in self.enslavements if item[0] != port}
+            self.enslavements.add((port, str(operation.detail("master"))))
+        elif kind == "release_master":
+            port = operation.target.split(":", 1)[1]
+            self.enslavements = {item for item in self.enslavements if item[0] != port}
+        elif kind == "delete_link":
+            # The kernel takes a link's addresses and FDB entries with it, and releases its ports.
+            name = operation.target.split(":", 1)[1]
+            self.addresses = {item for item in self.addresses if item[0] != name}
+            self.fdb = {item for item in self.fdb if item[0] != name}
+            self.enslavements = {item for item in self.enslavements if item[1] != name}
+        elif kind == "set_sysctl":
+            key = str(operation.detail("key"))
+            was = operation.detail("was")
+            if key not in self.sysctls and was is not None:
+                self.sysctls[key] = str(was)
+
+    def records(self, base: Records, **changes: object) -> Records:
+        return replace(base, owned_addresses=frozenset(self.addresses), owned_fdb=frozenset(self.fdb),
+                       owned_enslavements=frozenset(self.enslavements), sysctl_previous=self.sysctls, **changes)
+
+
 def record_operation(records: Records, operation: Operation) -> Records:
-    """What the collection owns after ``operation`` succeeded (the ownership the kernel cannot show)."""
-    kind = operation.kind
-    addresses = set(records.owned_addresses)
-    fdb = set(records.owned_fdb)
-    enslavements = set(records.owned_enslavements)
-    sysctls = dict(records.sysctl_previous)
-    if kind == "add_address":
-        addresses.add((str(operation.detail("iface")), str(operation.detail("address"))))
-    elif kind == "remove_address":
-        addresses.discard((str(operation.detail("iface")), str(operation.detail("address"))))
-    elif kind == "add_fdb":
-        fdb.add((str(operation.detail("iface")), str(operation.detail("mac")), str(operation.detail("dst"))))
-    elif kind == "remove_fdb":
-        fdb.discard((str(operation.detail("iface")), str(operation.detail("mac")), str(operation.detail("dst"))))
-    elif kind == "set_master":  # always a foreign port: owned links get their master in create/modify_link
-        port = operation.target.split(":", 1)[1]
-        enslavements = {item for item in enslavements if item[0] != port}
-        enslavements.add((port, str(operation.detail("master"))))
-    elif kind == "release_master":
-        port = operation.target.split(":", 1)[1]
-        enslavements = {item for item in enslavements if item[0] != port}
-    elif kind == "delete_link":
-        # The kernel takes a link's addresses and FDB entries with it, and releases its ports.
-        name = operation.target.split(":", 1)[1]
-        addresses = {item for item in addresses if item[0] != name}
-        fdb = {item for item in fdb if item[0] != name}
-        enslavements = {item for item in enslavements if item[1] != name}
-    elif kind == "set_sysctl":
-        key = str(operation.detail("key"))
-        was = operation.detail("was")
-        if key not in sysctls and was is not None:
-            sysctls[key] = str(was)
-    return replace(records, owned_addresses=frozenset(addresses), owned_fdb=frozenset(fdb),
-                   owned_enslavements=frozenset(enslavements), sysctl_previous=sysctls)
+    """``records`` after one more successful operation."""
+    ledger = OwnershipLedger(records)
+    ledger.record(operation)
+    return ledger.records(records)
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # -- scoping for the per-network modules ------------------------------------------------------

@@ -69,6 +69,9 @@ class Records:
     sysctl_previous: Mapping[str, str] = field(default_factory=dict)  # key -> value before the first set
     topology: dict | None = None  # topology_to_dict() of the topology last applied
     generation: int = 0
+    # sha256 of the owned table as nft listed it after the last load, and of the rendering loaded:
+    # while both still match, a no-op run need not normalise and compare the two texts.
+    nft_digests: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.owned_addresses = frozenset((str(iface), _canonical_address(address))
@@ -77,6 +80,7 @@ class Records:
                                    for iface, mac, dst in self.owned_fdb)
         self.owned_enslavements = frozenset((str(port), str(master)) for port, master in self.owned_enslavements)
         self.sysctl_previous = {str(key): str(value) for key, value in sorted(self.sysctl_previous.items())}
+        self.nft_digests = {str(key): str(value) for key, value in sorted(self.nft_digests.items())}
 
     @classmethod
     def empty(cls) -> Records:
@@ -92,6 +96,7 @@ class Records:
             "owned_enslavements": [list(entry) for entry in sorted(self.owned_enslavements)],
             "sysctl_previous": dict(sorted(self.sysctl_previous.items())),
             "topology": self.topology,
+            "nft_digests": dict(self.nft_digests),
         }
 
     @classmethod
@@ -112,13 +117,19 @@ class Records:
             isinstance(key, str) and isinstance(value, str) for key, value in sysctls.items()
         ):
             raise ValueError(f"sysctl_previous: {sysctls!r} is not a mapping of strings to strings")
+        digests = data.get("nft_digests", {})
+        if not isinstance(digests, dict) or not all(
+            isinstance(key, str) and isinstance(value, str) for key, value in digests.items()
+        ):
+            raise ValueError(f"nft_digests: {digests!r} is not a mapping of strings to strings")
         topology = data.get("topology")
         if topology is not None and not isinstance(topology, dict):
             raise ValueError(f"topology: expected a mapping or null, found {type(topology).__name__}")
         tuples = {name: _string_tuples(data.get(name), name, size)
                   for name, size in (("owned_addresses", 2), ("owned_fdb", 3), ("owned_enslavements", 2))}
         try:
-            return cls(generation=generation, sysctl_previous=sysctls, topology=topology, **tuples)
+            return cls(generation=generation, sysctl_previous=sysctls, topology=topology, nft_digests=digests,
+                       **tuples)
         except ValueError as error:  # an address or MAC that does not parse
             raise ValueError(f"owned entries: {error}") from None
 

@@ -242,11 +242,11 @@ def run(module: AnsibleModule) -> dict:
             topology, drift = gather_topology(observed, records.topology)
             return {"changed": False, "topology": topology, "drift": drift, "ruleset": observed.ruleset}
         if state == "absent":
-            return apply_result(module, driver.remove_everything(check_mode=module.check_mode))
+            return apply_result(module, driver.remove_everything(check_mode=module.check_mode, want_after=module._diff))
         compiled = compile_topology(read_topology_input(params["topology"], params["src"]),
                                     state_dir=params["state_dir"],
                                     extra_management=connection_sources(params["management_from_connection"]))
-        result = driver.apply(compiled.desired, check_mode=module.check_mode,
+        result = driver.apply(compiled.desired, check_mode=module.check_mode, want_after=module._diff,
                               topology=topology_to_dict(compiled.topology))
         return {**apply_result(module, result), "warnings": list(compiled.topology.warnings),
                 "topology": topology_to_dict(compiled.topology), "ruleset": compiled.ruleset}

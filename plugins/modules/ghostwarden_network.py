@@ -155,7 +155,7 @@ def run(module: AnsibleModule) -> dict:
                 config = instance_paths(params["state_dir"], name).config
         elif recorded and name in (recorded.get("networks") or {}):
             config = instance_paths(params["state_dir"], name).config
-        result = driver.apply(compiled.desired, check_mode=module.check_mode,
+        result = driver.apply(compiled.desired, check_mode=module.check_mode, want_after=module._diff,
                               scope=network_scope(name, links, config),
                               topology=topology_to_dict(compiled.topology))
         return {**apply_result(module, result), "warnings": list(compiled.topology.warnings)}

@@ -163,7 +163,7 @@ def run(module: AnsibleModule) -> dict:
                              management=params["management"], interfaces=params["interfaces"])
         compiled = compile_topology(merged, state_dir=params["state_dir"],
                                     extra_management=connection_sources(params["management_from_connection"]))
-        result = driver.apply(compiled.desired, check_mode=module.check_mode, scope=ruleset_scope,
+        result = driver.apply(compiled.desired, check_mode=module.check_mode, want_after=module._diff, scope=ruleset_scope,
                               topology=topology_to_dict(compiled.topology))
         return {**apply_result(module, result), "ruleset": compiled.ruleset,
                 "warnings": list(compiled.topology.warnings)}

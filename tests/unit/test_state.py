@@ -25,6 +25,7 @@ EXPECTED_FILE = """\
 {
   "format": 1,
   "generation": 7,
+  "nft_digests": {},
   "owned_addresses": [
     [
       "br-a",
@@ -113,6 +114,7 @@ def test_records_are_canonical_and_serialise_sorted():
         "owned_enslavements": [["eth1", "br-a"]],
         "sysctl_previous": {"net.ipv4.ip_forward": "0", "net.ipv6.conf.all.forwarding": "0"},
         "topology": TOPOLOGY,
+        "nft_digests": {},
     }
     assert list(records.sysctl_previous) == ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"]
     assert Records.from_dict(json.loads(json.dumps(records.to_dict()))) == records
@@ -127,7 +129,7 @@ def test_empty_records():
     assert Records.empty() == Records()
     assert Records.empty().to_dict() == {
         "format": 1, "generation": 0, "owned_addresses": [], "owned_fdb": [], "owned_enslavements": [],
-        "sysctl_previous": {}, "topology": None,
+        "sysctl_previous": {}, "topology": None, "nft_digests": {},
     }
 
 
