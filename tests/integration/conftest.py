@@ -225,9 +225,13 @@ def nat_dev() -> dict:
 
 
 def state_files(state_dir: Path) -> dict[str, str]:
-    """Every file under ``state_dir`` with its content, for comparing before and after a run."""
+    """Every file under ``state_dir`` with its content, for comparing before and after a run.
+
+    The apply lock (``<state_dir>/lock``, always empty) is left out: every run takes it, check
+    mode too, so that it reads no half-applied state (docs/plan.md section 6).
+    """
     return {str(path.relative_to(state_dir)): path.read_text(errors="replace")
-            for path in sorted(state_dir.rglob("*")) if path.is_file()}
+            for path in sorted(state_dir.rglob("*")) if path.is_file() and path != state_dir / "lock"}
 
 
 @pytest.fixture(scope="session")

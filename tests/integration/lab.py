@@ -192,13 +192,15 @@ class Lab:
             "dnsmasq": self.pids(ns, "dnsmasq"),
         }
 
-    def settled_state(self, ns: str, *, timeout: float = 10) -> dict:
+    def settled_state(self, ns: str, *, timeout: float = 15) -> dict:
         """:meth:`kernel_state` once it stops changing (links coming up, addresses leaving their
         tentative state), so that a comparison sees writes, not the kernel settling."""
         previous = self.kernel_state(ns)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            time.sleep(0.3)
+            # The kernel reports carrier changes (a bridge that is up again) through linkwatch,
+            # which runs at most once a second: a shorter pause can see a state still to change.
+            time.sleep(1.1)
             current = self.kernel_state(ns)
             if current == previous:
                 return current

@@ -134,10 +134,6 @@ def test_first_apply_creates_every_object(applied: Example) -> None:
         {"create_link": 4, "set_master": 5, "add_address": 2, "add_fdb": 1, "write_file": 1, "replace_ruleset": 1}
     assert host_result["dnsmasq"] == ["started nat_dev"]
     assert peer_result["dnsmasq"] == []
-    kinds = host_result.kinds()
-    # The firewall is the commit point: loaded after every link and address exists.
-    assert kinds[-1] == "replace_ruleset"
-    assert kinds.index("write_file") > max(index for index, kind in enumerate(kinds) if kind == "add_address")
 
     links = {link["ifname"]: link for link in json.loads(applied.lab.run(applied.host, "ip", "-d", "-j", "link",
                                                                            "show").stdout)}
@@ -153,6 +149,17 @@ def test_first_apply_creates_every_object(applied: Example) -> None:
         == ["10.33.0.1/24"]
     assert len(applied.lab.pids(applied.host, "dnsmasq")) == 1
     assert applied.lab.run(applied.host, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "1"
+
+
+def test_operations_run_in_the_documented_order(applied: Example) -> None:
+    """docs/plan.md 3.3: links before their ports and addresses, dnsmasq files once their
+    addresses exist, and the ruleset last among the additions (the firewall's commit point)."""
+    kinds = applied.applied[0].kinds()
+    last = {kind: max(index for index, each in enumerate(kinds) if each == kind) for kind in kinds}
+    first = {kind: kinds.index(kind) for kind in kinds}
+    assert last["create_link"] < first["set_master"] and last["set_master"] < first["add_address"]
+    assert last["add_address"] < first["add_fdb"] and last["add_fdb"] < first["write_file"]
+    assert kinds[-1] == "replace_ruleset", kinds
 
 
 def test_masquerade_shows_the_uplink_address_to_the_internet(applied: Example) -> None:
