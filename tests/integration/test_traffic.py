@@ -162,6 +162,26 @@ def test_operations_run_in_the_documented_order(applied: Example) -> None:
     assert kinds[-1] == "replace_ruleset", kinds
 
 
+def test_gathered_reads_the_applied_topology_back(applied: Example, task) -> None:
+    (gathered,) = applied.run_play([task("ghostwarden_apply", state="gathered", netns=applied.host,
+                                         state_dir=str(applied.host_state_dir))])
+    assert not gathered.failed and not gathered.changed, gathered
+    assert gathered["drift"] == []
+    assert gathered["ruleset"] == applied.applied[0]["ruleset"]
+    # The same networks with the same values, and (docs/topology.md, "Normalised form") in the
+    # same form: every field written out, unset ones as null.
+    assert without_nulls(gathered["topology"]) == without_nulls(applied.applied[0]["topology"])
+    assert gathered["topology"] == applied.applied[0]["topology"]
+
+
+def without_nulls(value: object) -> object:
+    if isinstance(value, dict):
+        return {key: without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [without_nulls(item) for item in value]
+    return value
+
+
 def test_masquerade_shows_the_uplink_address_to_the_internet(applied: Example) -> None:
     assert applied.lab.connect_tcp(applied.dev1, INET_ADDRESS, 9000) == f"INET {UPLINK_ADDRESS}"
 
