@@ -32,6 +32,7 @@ CALLBACK_PLUGINS = Path(__file__).resolve().parent / "callback_plugins"
 REQUIRED_TOOLS = ("ip", "nft", "bridge", "sysctl", "dnsmasq", "busybox")
 PLAY_TIMEOUT = 180
 
+
 def _ansible_playbook() -> Path:
     beside_python = Path(sys.executable).with_name("ansible-playbook")
     return beside_python if beside_python.exists() else ROOT / ".venv" / "bin" / "ansible-playbook"

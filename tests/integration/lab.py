@@ -167,7 +167,7 @@ class Lab:
     def pids(self, ns: str, command: str) -> list[int]:
         """Processes running in ``ns`` whose command name (``/proc/<pid>/comm``) is ``command``."""
         found = []
-        for pid in subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split():
+        for pid in subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, check=False).stdout.split():
             try:
                 with open(f"/proc/{pid}/comm", encoding="utf-8") as comm:
                     if comm.read().strip() == command:
@@ -175,6 +175,10 @@ class Lab:
             except OSError:  # exited meanwhile
                 continue
         return sorted(found)
+
+    def links(self, ns: str) -> dict[str, dict]:
+        """``ip -d -j link show`` of ``ns`` by link name."""
+        return {link["ifname"]: link for link in json.loads(self.run(ns, "ip", "-d", "-j", "link", "show").stdout)}
 
     def kernel_state(self, ns: str) -> dict:
         """Everything of ``ns`` a write by the collection would show in: the ``inet ghostwarden``
@@ -218,13 +222,13 @@ class Lab:
                 process.wait(timeout=5)
         for ns in reversed(self.namespaces):
             # Anything still running inside (e.g. a daemon that detached) dies with its namespace.
-            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, check=False).stdout.split()
             for pid in pids:
                 try:
                     os.kill(int(pid), signal.SIGKILL)
                 except (ProcessLookupError, ValueError):
                     pass
-            subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
+            subprocess.run(["ip", "netns", "delete", ns], capture_output=True, check=False)
         self.namespaces.clear()
         self.processes.clear()
 

@@ -12,7 +12,6 @@ a plain bridge) shows the rest of the example still converges.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -47,8 +46,7 @@ def test_the_example_applies_changed_then_ok(site, run_play, tmp_path: Path, var
     assert (second.rc, second.stats.get("ok"), second.stats.get("changed")) == (0, 1, 0), \
         "\n".join(map(str, second)) or second.output
 
-    links = {link["ifname"]: link for link in json.loads(site.lab.run(site.host, "ip", "-d", "-j", "link",
-                                                                        "show").stdout)}
+    links = site.lab.links(site.host)
     assert links["gw-nat_dev"].get("ifalias") == "ghostwarden:nat_dev"
     assert links["br-work"].get("ifalias") == "ghostwarden:br_work"
     if variant == "as-is":

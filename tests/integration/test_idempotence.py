@@ -12,7 +12,6 @@ repeats). The state directory must not change in check mode either.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -126,7 +125,7 @@ def first_rule_handle(lab, ns: str, chain: str) -> tuple[str, str]:
     """The first rule of ``chain`` in the owned table: (rule text, handle)."""
     listing = lab.run(ns, "nft", "-a", "list", "chain", "inet", "ghostwarden", chain).stdout
     for line in listing.splitlines():
-        text, _, handle = line.strip().partition(" # handle ")
+        text, _separator, handle = line.strip().partition(" # handle ")
         if handle and not text.startswith(("type ", "chain ")):
             return text, handle
     raise AssertionError(f"no rule in chain {chain}:\n{listing}")
@@ -263,7 +262,7 @@ def test_policy_changes_only_its_own_network(site, nat_dev, task, run_play) -> N
 
     (gone,) = ok(run_play([task("ghostwarden_network", name="web", state="absent", **common)]))
     assert gone.changed and gone.kinds() == ["delete_link"]
-    links = {link["ifname"]: link for link in json.loads(site.lab.run(site.host, "ip", "-j", "link", "show").stdout)}
+    links = site.lab.links(site.host)
     assert "gw-web" not in links and links["gw-nat_dev"].get("ifalias") == "ghostwarden:nat_dev"
     assert "webp" in links and "master" not in links["webp"]  # the foreign port stays, released
     assert site.lab.pids(site.host, "dnsmasq") == dnsmasq

@@ -18,7 +18,6 @@ the forward. The applied state is shared by the tests of this file, which only s
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.ghostwarden.core.plugins.module_utils._nft import normalise_ruleset
 from ansible_collections.ghostwarden.core.tests.integration.lab import INET_ADDRESS, UPLINK_ADDRESS, Lab
 
 pytestmark = pytest.mark.root
@@ -129,14 +129,12 @@ def test_first_apply_creates_every_object(applied: Example) -> None:
     assert host_result.changed and peer_result.changed
     changes = host_result["changes"]
     # gw-nat_dev, gw-web, br-overlay, vx1200; five client ports; two gateways; one VXLAN peer.
-    assert {kind: changes[kind] for kind in ("create_link", "set_master", "add_address", "add_fdb", "write_file",
-                                              "replace_ruleset")} == \
-        {"create_link": 4, "set_master": 5, "add_address": 2, "add_fdb": 1, "write_file": 1, "replace_ruleset": 1}
+    expected = {"create_link": 4, "set_master": 5, "add_address": 2, "add_fdb": 1, "write_file": 1, "replace_ruleset": 1}
+    assert {kind: changes[kind] for kind in expected} == expected
     assert host_result["dnsmasq"] == ["started nat_dev"]
     assert peer_result["dnsmasq"] == []
 
-    links = {link["ifname"]: link for link in json.loads(applied.lab.run(applied.host, "ip", "-d", "-j", "link",
-                                                                           "show").stdout)}
+    links = applied.lab.links(applied.host)
     assert {name: links[name].get("ifalias") for name in ("gw-nat_dev", "gw-web", "br-overlay", "vx1200", "up0")} == {
         "gw-nat_dev": "ghostwarden:nat_dev", "gw-web": "ghostwarden:web", "br-overlay": "ghostwarden:overlay_lab",
         "vx1200": "ghostwarden:overlay_lab", "up0": None}
@@ -167,7 +165,8 @@ def test_gathered_reads_the_applied_topology_back(applied: Example, task) -> Non
                                          state_dir=str(applied.host_state_dir))])
     assert not gathered.failed and not gathered.changed, gathered
     assert gathered["drift"] == []
-    assert gathered["ruleset"] == applied.applied[0]["ruleset"]
+    # Listed by nft (its own element order) against rendered: equal once both are normalised.
+    assert normalise_ruleset(gathered["ruleset"]) == normalise_ruleset(applied.applied[0]["ruleset"])
     # The same networks with the same values, and (docs/topology.md, "Normalised form") in the
     # same form: every field written out, unset ones as null.
     assert without_nulls(gathered["topology"]) == without_nulls(applied.applied[0]["topology"])

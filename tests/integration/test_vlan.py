@@ -10,8 +10,6 @@ saying why, where ``ip link add ... type vlan`` fails.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 pytestmark = pytest.mark.root
@@ -38,7 +36,7 @@ def test_vlan_traffic_is_tagged_on_the_uplink(site, task, run_play) -> None:
     (applied,) = run_play([task("ghostwarden_apply", topology=topology, netns=host, state_dir=str(site.state_dir))])
     assert applied.changed and not applied.failed, applied
 
-    links = {link["ifname"]: link for link in json.loads(lab.run(host, "ip", "-d", "-j", "link", "show").stdout)}
+    links = lab.links(host)
     for name, vlan_id in (("up0.20", 20), ("up0.30", 30)):
         assert links[name]["link"] == "up0"
         assert (links[name]["linkinfo"]["info_kind"], links[name]["linkinfo"]["info_data"]["id"]) == ("vlan", vlan_id)
@@ -46,7 +44,7 @@ def test_vlan_traffic_is_tagged_on_the_uplink(site, task, run_play) -> None:
 
     capture = lab.capture_frames(inet, "eth0", 3)
     lab.send_frame(work, "eth0", EXPERIMENTAL_ETHERTYPE, MARKER)
-    work_mac = json.loads(lab.run(work, "ip", "-j", "link", "show", "eth0").stdout)[0]["address"]
+    work_mac = lab.links(work)["eth0"]["address"]
     probes = [frame for frame in capture.frames()
               if frame.ethertype == EXPERIMENTAL_ETHERTYPE and frame.payload.startswith(MARKER)]
     assert [(frame.vlan, frame.source) for frame in probes] == [(20, work_mac)]
