@@ -417,3 +417,47 @@ def test_rollback_script_guards_and_order() -> None:
     assert Records.from_dict(json.loads(records)) == RECORDS
     assert subprocess.run(["sh", "-n", "-c", text], check=False).returncode == 0
     assert rollback_script(journal(), after, state_dir="/var/lib/gw", netns="lab1") == text
+
+
+def without_files(**changes: object) -> Journal:
+    """A journal whose snapshot has no dnsmasq files (those must lie under the test's state_dir)."""
+    return journal(snapshot=replace(owned_snapshot(BEFORE), dnsmasq_files={}), **changes)
+
+
+def run_rollback(tmp_path: Path, text: str) -> subprocess.CompletedProcess:
+    script = tmp_path / "rollback.sh"
+    script.write_text(text)
+    return subprocess.run(["sh", str(script)], capture_output=True, text=True, check=False, timeout=30)
+
+
+@pytest.mark.parametrize("situation", ["confirmed", "superseded", "no journal"])
+def test_the_rollback_script_does_nothing_once_confirmed_or_superseded(tmp_path: Path, situation: str) -> None:
+    state_dir = tmp_path / "state"
+    store = JournalStore(str(state_dir))
+    store.write(without_files(token="f" * 32) if situation == "superseded" else without_files())
+    if situation == "confirmed":
+        Path(store.confirm_marker(TOKEN)).touch()
+    if situation == "no journal":
+        store.remove()
+    # A namespace that does not exist: had the script gone past its guard, every command would fail.
+    text = rollback_script(without_files(), replace(BEFORE, dnsmasq_files={}), state_dir=str(state_dir),
+                           netns="gwt-does-not-exist")
+    files = sorted(os.listdir(state_dir))
+    result = run_rollback(tmp_path, text)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert sorted(os.listdir(state_dir)) == files
+
+
+def test_a_failing_rollback_keeps_the_journal_for_the_next_run(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    store = JournalStore(str(state_dir))
+    store.write(without_files())
+    after = replace(BEFORE, links=BEFORE.links + (bridge("br-new", "new"),), dnsmasq_files={})
+    text = rollback_script(without_files(), after, state_dir=str(state_dir), netns="gwt-does-not-exist")
+    result = run_rollback(tmp_path, text)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        f"ghostwarden: rollback of transaction {TOKEN} failed in a step; the journal stays for the next run")
+    assert store.read() == without_files()
+    assert not (state_dir / "state.json").exists()
+    assert not Path(store.rolled_back_marker(TOKEN)).exists()
