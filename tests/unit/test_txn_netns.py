@@ -179,3 +179,54 @@ def test_the_rollback_script_restores_the_snapshot_and_runs_once(tmp_path: Path)
             assert (second.returncode, second.stdout, second.stderr) == (0, "", "")
             assert sorted(os.listdir(state_dir)) == files_before
             assert namespace.run("nft", "list", "table", "inet", "ghostwarden").stdout == old_ruleset
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.3, 0.6, 0.9, 1.0])
+@pytest.mark.parametrize("unmarked", [False, True], ids=["", "link-not-yet-marked"])
+def test_a_rollback_after_an_apply_killed_midway_restores_the_old_state(tmp_path: Path, fraction: float,
+                                                                         unmarked: bool) -> None:
+    """The apply dies after some of its operations (no records written, as with SIGKILL); the
+    script made from the journal and the host as it is then restores the old committed state."""
+    state_dir = tmp_path / "state"
+    old = topology(with_lan=True, with_new=False, lease="12h")
+    new = topology(with_lan=False, with_new=True, lease="1h")
+    with throwaway_netns() as namespace:
+        prepare_foreign(namespace)
+        with HostDriver(state_dir=str(state_dir), netns=namespace.name) as driver:
+            old_compiled, _result = apply(driver, state_dir, old)
+            old_ruleset = namespace.run("nft", "list", "table", "inet", "ghostwarden").stdout
+            foreign_before = foreign_view(namespace)
+            records = driver.store.load()
+            committed = owned_snapshot(driver.observe(records, old_compiled.desired))
+
+            new_compiled = compile_topology(new, state_dir=str(state_dir))
+            before = driver.observe(records, new_compiled.desired)
+            # The driver's order: the ruleset first, then the plan.
+            operations = sorted(plan(new_compiled.desired, before),
+                                key=lambda operation: operation.kind not in ("replace_ruleset", "delete_ruleset"))
+            journal = Journal(token=new_token(), created=time.time(), pid=os.getpid(), snapshot=owned_snapshot(before),
+                              snapshot_records=records, planned=[operation.to_dict() for operation in operations])
+            JournalStore(str(state_dir)).write(journal)
+            done = round(fraction * len(operations))
+            for operation in operations[:done]:
+                driver._execute(operation)
+            if unmarked:
+                # Killed between creating a link and marking it: the next creation, without its mark.
+                pending = next(operation for operation in operations[done:] + operations
+                               if operation.kind == "create_link" and operation.detail("type") == "bridge")
+                name = pending.target.split(":", 1)[1]
+                if name not in {link.name for link in driver.netlink.observe().links}:
+                    namespace.run("ip", "link", "add", "name", name, "type", "bridge")
+
+            after = driver.observe(driver.store.load(), new_compiled.desired)
+            text = rollback_script(journal, after, state_dir=str(state_dir), netns=namespace.name)
+            result = subprocess.run(["sh", "-c", text], capture_output=True, text=True, check=False, timeout=60)
+            assert result.returncode == 0, result.stderr
+
+            assert owned_snapshot(driver.observe(driver.store.load(), old_compiled.desired)) == committed
+            assert "gw-new_net:" not in namespace.run("ip", "-o", "link").stdout
+            assert namespace.run("nft", "list", "table", "inet", "ghostwarden").stdout == old_ruleset
+            assert foreign_view(namespace) == foreign_before
+            assert driver.store.load() == records
+            again = driver.apply(old_compiled.desired, check_mode=False, topology=old)
+            assert ([str(operation) for operation in again.operations], again.dnsmasq) == ([], [])
