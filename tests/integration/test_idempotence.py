@@ -109,11 +109,11 @@ def test_info_quartet_changes_nothing(site, nat_dev, task, run_play) -> None:
     info = task("ghostwarden_info", netns=site.host, state_dir=str(site.state_dir))
     settled = site.lab.settled_state(site.host)
     (in_check,) = ok(run_play([info], check=True, diff=True))
-    real, repeat = ok(run_play([info, info]))
-    assert [result.changed for result in (in_check, real, repeat)] == [False, False, False]
+    real, repeat, repeat_in_check = ok(run_play([info, info, dict(info, check_mode=True)]))
+    assert [result.changed for result in (in_check, real, repeat, repeat_in_check)] == [False] * 4
     assert site.lab.settled_state(site.host) == settled
     # Facts, the same whether asked in check mode or not.
-    assert in_check["ruleset"] == real["ruleset"] == repeat["ruleset"]
+    assert in_check["ruleset"] == real["ruleset"] == repeat["ruleset"] == repeat_in_check["ruleset"]
     assert "table inet ghostwarden" in real["ruleset"]
     assert real["topology"]["networks"]["nat_dev"]["cidr"] == "10.33.0.0/24"
     owners = {link["name"]: link["owner"] for link in real["links"]}
