@@ -512,7 +512,7 @@ def _dnsmasq_functions(netns: Optional[str]) -> List[str]:
         '    rm -f "$2" "${2%.pid}.started"',
         f'    {prefix}dnsmasq --conf-file="$1" || return 1',
         "    gw_wait=0",
-        f'    until gw_pid=$(gw_instance_pid "$2" "$1"); do',
+        '    until gw_pid=$(gw_instance_pid "$2" "$1"); do',
         f'        [ "$gw_wait" -lt {DNSMASQ_START_TENTHS} ] || return 1',
         "        sleep 0.1; gw_wait=$((gw_wait + 1))",
         "    done",

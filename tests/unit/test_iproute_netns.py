@@ -178,8 +178,8 @@ def test_force_keeps_going_after_a_failing_line_and_reports_it() -> None:
         assert 'Cannot find device "gone0"' in forced.stderr
         with NetlinkBackend(namespace.name) as backend:
             created = [link for link in backend.observe().links if link.name == "br-x"]
-    assert created == [LinkState("br-x", "bridge", "x", {"ifalias": "ghostwarden:x", "mtu": 1500, "state": "up",
-                                                          "stp": False, "vlan_filtering": False})]
+    expected = {"ifalias": "ghostwarden:x", "mtu": 1500, "state": "up", "stp": False, "vlan_filtering": False}
+    assert created == [LinkState("br-x", "bridge", "x", expected)]
 
 
 def test_a_vlan_device_replays_like_the_backend_creates_it() -> None:

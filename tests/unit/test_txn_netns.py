@@ -133,16 +133,17 @@ def test_the_rollback_script_restores_the_snapshot_and_runs_once(tmp_path: Path)
             records = driver.store.load()
             state_before = (tmp_path / "state" / "state.json").read_text()
 
-            # The transaction as the driver runs it: journal first, then the apply.
+            # The journal of the change as the driver writes it; put in place once the driver's own
+            # apply is done, as if the change were waiting in a confirm window.
             new_compiled = compile_topology(new, state_dir=str(state_dir))
             before = driver.observe(records, new_compiled.desired)
             journal = Journal(token=new_token(), created=time.time(), pid=os.getpid(),
                               snapshot=owned_snapshot(before), snapshot_records=records,
                               planned=[operation.to_dict() for operation in plan(new_compiled.desired, before)],
                               confirm_deadline=time.time() + 30)
+            result = driver.apply(new_compiled.desired, check_mode=False, topology=new, want_after=True)
             store = JournalStore(str(state_dir))
             store.write(journal)
-            result = driver.apply(new_compiled.desired, check_mode=False, topology=new, want_after=True)
             kinds = {operation.kind for operation in result.operations}
             assert {"create_link", "delete_link", "replace_ruleset", "write_file", "add_address"} <= kinds
             assert driver.dnsmasq.status()["new_net"].running
@@ -183,8 +184,8 @@ def test_the_rollback_script_restores_the_snapshot_and_runs_once(tmp_path: Path)
 
 @pytest.mark.parametrize("fraction", [0.0, 0.3, 0.6, 0.9, 1.0])
 @pytest.mark.parametrize("unmarked", [False, True], ids=["", "link-not-yet-marked"])
-def test_a_rollback_after_an_apply_killed_midway_restores_the_old_state(tmp_path: Path, fraction: float,
-                                                                         unmarked: bool) -> None:
+def test_a_rollback_after_an_apply_killed_midway_restores_the_old_state(
+        tmp_path: Path, fraction: float, unmarked: bool) -> None:
     """The apply dies after some of its operations (no records written, as with SIGKILL); the
     script made from the journal and the host as it is then restores the old committed state."""
     state_dir = tmp_path / "state"
