@@ -106,3 +106,16 @@ class ConflictError(GhostwardenError):
 
     def to_result(self) -> dict:
         return {"conflicts": list(self.conflicts)}
+
+
+class RolledBackError(BackendError):
+    """An apply failed part-way and the host was put back to the state before it."""
+
+    def __init__(self, step: str, cause: str, generation: int) -> None:
+        self.generation = generation
+        super().__init__(step, f"{cause}; rolled back to generation {generation}")
+        self.cause = cause
+
+    def to_result(self) -> dict:
+        return {"failed_step": self.step, "rolled_back": True, "rollback_reason": f"{self.step}: {self.cause}",
+                "generation": self.generation}

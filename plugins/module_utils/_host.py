@@ -11,14 +11,25 @@ owns -> make dnsmasq processes match their files. No Ansible here: modules hand 
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
+import os
 import posixpath
+import signal
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from ansible_collections.ghostwarden.core.plugins.module_utils._dnsmasq import DnsmasqControl
-from ansible_collections.ghostwarden.core.plugins.module_utils._errors import BackendError
+from ansible_collections.ghostwarden.core.plugins.module_utils import _timer
+from ansible_collections.ghostwarden.core.plugins.module_utils._errors import (
+    BackendError,
+    GhostwardenError,
+    Issue,
+    RolledBackError,
+    ValidationError,
+)
 from ansible_collections.ghostwarden.core.plugins.module_utils._model import OWNER_ALIAS_PREFIX
 from ansible_collections.ghostwarden.core.plugins.module_utils._netlink import NetlinkBackend
 from ansible_collections.ghostwarden.core.plugins.module_utils._nft import NftCli
@@ -32,8 +43,22 @@ from ansible_collections.ghostwarden.core.plugins.module_utils._plan import (
     plan,
     summarise,
 )
+from ansible_collections.ghostwarden.core.plugins.module_utils._probe import run_probes
 from ansible_collections.ghostwarden.core.plugins.module_utils._runner import CommandRunner
-from ansible_collections.ghostwarden.core.plugins.module_utils._state import Records, StateStore
+from ansible_collections.ghostwarden.core.plugins.module_utils._state import Records, StateStore, write_atomically
+from ansible_collections.ghostwarden.core.plugins.module_utils._txn import (
+    History,
+    Journal,
+    JournalStore,
+    new_token,
+    owned_snapshot,
+    persistence_files,
+    rollback_plan,
+    rollback_script,
+    rollback_target,
+    utc_iso,
+    write_persistence,
+)
 
 NETLINK_KINDS = frozenset({
     "set_sysctl", "remove_fdb", "remove_address", "remove_bridge_vlan", "release_master", "delete_link",
@@ -41,6 +66,11 @@ NETLINK_KINDS = frozenset({
 })
 RULESET_KINDS = frozenset({"replace_ruleset", "delete_ruleset"})
 FILE_KINDS = frozenset({"write_file", "remove_file"})
+
+# Test-only fault injection: SIGKILL the module right after its K-th executed operation, to prove that
+# a transaction killed at any point leaves the host in the old or the new committed state.
+KILL_AFTER_ENV = "GHOSTWARDEN_TEST_KILL_AFTER"
+DEFAULT_HISTORY = 10
 
 # (operation, observed host) -> whether the operation belongs to the module's scope
 OperationFilter = Callable[[Operation, HostState], bool]
@@ -54,6 +84,9 @@ class ApplyResult:
     after: HostState
     records: Records
     changes: dict[str, int] = field(default_factory=dict)
+    confirm: dict | None = None  # {token, deadline_in, rollback_generation} while a confirm window is open
+    recovered: str | None = None  # what an earlier interrupted transaction was rolled back for
+    probes: list[dict] = field(default_factory=list)  # results of the probes run after the change
 
     @property
     def changed(self) -> bool:
@@ -68,7 +101,10 @@ class HostDriver:
         if netns and self.runner.netns != netns:
             raise ValueError("runner and driver disagree on the network namespace")
         self.netns = netns
+        self.state_dir = state_dir
         self.store = StateStore(state_dir)
+        self.journals = JournalStore(state_dir)
+        self.history = History(state_dir)
         self.nft = NftCli(self.runner)
         self.dnsmasq = DnsmasqControl(self.runner, state_dir)
         self._netlink: NetlinkBackend | None = None
@@ -126,14 +162,18 @@ class HostDriver:
 
     # -- applying ----------------------------------------------------------------------------
     def apply(self, desired: HostState, *, check_mode: bool, scope: OperationFilter | None = None,
-              topology: dict | None = None, want_after: bool = False) -> ApplyResult:
-        """Plan ``desired`` against the host and, unless ``check_mode``, execute it.
+              topology: dict | None = None, want_after: bool = False, probes: Sequence[dict] = (),
+              confirm_timeout: float = 0, history_keep: int = DEFAULT_HISTORY) -> ApplyResult:
+        """Plan ``desired`` against the host and, unless ``check_mode``, execute it as a transaction.
 
         ``scope`` limits the operations to one network's objects (ghostwarden_network,
-        ghostwarden_policy); ``topology`` is the normalised topology recorded as applied.
-        ``want_after`` observes the host again after a change (for diffs); otherwise ``after``
-        is the desired state the operations established.
+        ghostwarden_policy); ``topology`` is the normalised topology recorded as applied. A failure
+        of any operation, of dnsmasq or of a probe rolls the host back to the snapshot taken
+        before and raises :class:`RolledBackError`. With ``confirm_timeout`` the change stays
+        pending: a detached timer rolls it back unless :meth:`confirm` is called in time.
+        ``want_after`` observes the host again after a change (for diffs).
         """
+        recovered = self.recover()
         records = self.store.load()
         before = self.observe(records, desired)
         # The firewall goes first: nft -f is one transaction and names interfaces as strings, so a
@@ -142,34 +182,56 @@ class HostDriver:
                             key=lambda op: op.kind not in RULESET_KINDS)
         if check_mode:
             return ApplyResult(operations, self._pending_dnsmasq(operations), before, desired, records,
-                               summarise(operations))
+                               summarise(operations), recovered=recovered)
+        if not operations:
+            if topology != records.topology:
+                records = replace(records, topology=topology)
+                self.store.save(records)
+            return ApplyResult([], self.dnsmasq.reconcile(), before, before, records, summarise([]),
+                               recovered=recovered)
+
+        journal = Journal(new_token(), time.time(), os.getpid(), owned_snapshot(before), records,
+                          [operation.to_dict() for operation in operations])
+        self.journals.write(journal)
+        try:
+            records, dnsmasq_changes = self._execute_all(operations, records, topology)
+            probe_results = run_probes(list(probes), self.runner) if probes else []
+            failed = [result for result in probe_results if not result.ok]
+            if failed:
+                raise BackendError("probes", "; ".join(f"{result.name}: {result.detail}" for result in failed))
+        except GhostwardenError as error:
+            step, cause = (error.step, error.cause) if isinstance(error, BackendError) else ("apply", str(error))
+            self.rollback(journal, f"{step}: {cause}")
+            raise RolledBackError(step, cause, journal.snapshot_records.generation) from None
+        after = self.observe(records, desired)
+        result = ApplyResult(operations, dnsmasq_changes, before, after if want_after else desired, records,
+                             summarise(operations), recovered=recovered,
+                             probes=[probe.to_dict() for probe in probe_results])
+        if confirm_timeout > 0:
+            result.confirm = self._open_window(journal, after, confirm_timeout)
+        else:
+            self._commit(journal, operations, after, records, history_keep)
+        return result
+
+    def _execute_all(self, operations: Sequence[Operation], records: Records,
+                     topology: dict | None) -> tuple[Records, list[str]]:
+        kill_after = int(os.environ.get(KILL_AFTER_ENV) or 0)
         ledger = OwnershipLedger(records)
         stopped: list[str] = []
-        try:
-            for operation in operations:
-                self._execute(operation)
-                ledger.record(operation)
-                if operation.kind == "remove_file":
-                    # Stop the instance now, while its interface still exists (the plan removes files first).
-                    network = posixpath.basename(str(operation.detail("path"))).rsplit(".", 1)[0]
-                    if self.dnsmasq.stop(network):
-                        stopped.append(f"stopped {network}")
-        finally:
-            updated = ledger.records(records, topology=topology)
-            if operations:
-                updated = replace(updated, generation=records.generation + 1,
-                                  nft_digests=self._nft_digests(operations, records))
-            if updated != records:
-                self.store.save(updated)
-            records = updated
-        dnsmasq_changes = stopped + self.dnsmasq.reconcile()
-        if not operations:
-            after = before
-        elif want_after:
-            after = self.observe(records, desired)
-        else:
-            after = desired
-        return ApplyResult(operations, dnsmasq_changes, before, after, records, summarise(operations))
+        for index, operation in enumerate(operations, 1):
+            self._execute(operation)
+            ledger.record(operation)
+            if operation.kind == "remove_file":
+                # Stop the instance now, while its interface still exists (the plan removes files first).
+                network = posixpath.basename(str(operation.detail("path"))).rsplit(".", 1)[0]
+                if self.dnsmasq.stop(network):
+                    stopped.append(f"stopped {network}")
+            if index == kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+        updated = ledger.records(records, topology=topology, generation=records.generation + 1,
+                                 nft_digests=self._nft_digests(operations, records))
+        self.store.save(updated)
+        return updated, stopped + self.dnsmasq.reconcile()
 
     def _nft_digests(self, operations: Sequence[Operation], records: Records) -> dict:
         """Digests of the table as loaded and as nft lists it, for the next run's fast comparison."""
@@ -182,6 +244,100 @@ class HostDriver:
         if listing is None:
             return {}
         return {"listing": sha256_text(listing), "ruleset": sha256_text(str(loaded[-1].detail("content")))}
+
+    def _open_window(self, journal: Journal, after: HostState, timeout: float) -> dict:
+        """Arm the detached rollback timer; the journal stays until :meth:`confirm` or the timer ends it."""
+        journal = replace(journal, confirm_deadline=time.time() + timeout)
+        script_path = posixpath.join(self.state_dir, f"rollback-{journal.token}.sh")
+        write_atomically(script_path, rollback_script(journal, after, state_dir=self.state_dir, netns=self.netns),
+                         0o700)
+        self.journals.write(journal)
+        _timer.arm(script_path, timeout, token=journal.token, runner=self.runner.on_host(), state_dir=self.state_dir)
+        return {"token": journal.token, "deadline_in": round(journal.confirm_deadline - time.time(), 1),
+                "rollback_generation": journal.snapshot_records.generation}
+
+    def _commit(self, journal: Journal, operations: Sequence[Operation], after: HostState, records: Records,
+                history_keep: int) -> None:
+        """The change stays: history entry, boot-restore files, journal gone (in that order)."""
+        committed = owned_snapshot(after)
+        self.history.commit(records.generation, _user(), records.topology, operations, committed, records,
+                            history_keep)
+        write_persistence(persistence_files(committed, state_dir=self.state_dir, netns=self.netns))
+        self.journals.remove()
+        # Under the apply lock a timer that still fires finds no journal and leaves: its files can go.
+        for leftover in (posixpath.join(self.state_dir, f"rollback-{journal.token}.sh"),
+                         _timer.marker_path(self.state_dir, journal.token),
+                         _timer.record_path(self.state_dir, journal.token)):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+
+    def confirm(self, token: str, history_keep: int = DEFAULT_HISTORY) -> dict:
+        """The controller reached the host again: keep the pending change (``state: confirmed``)."""
+        journal = self.journals.read()
+        if journal is None or journal.token != token:
+            marker = self.journals.rolled_back_marker(token)
+            reason = "the change is no longer pending"
+            if os.path.exists(marker):
+                with open(marker, encoding="utf-8") as handle:
+                    reason = handle.read().strip() or reason
+            return {"changed": False, "confirmed": False, "rolled_back": True, "rollback_reason": reason}
+        # The marker first: a timer that fires now sees it under the lock and leaves the change alone.
+        _timer.confirm(token, self.state_dir)
+        _timer.disarm(token, self.state_dir, self.runner.on_host())
+        records = self.store.load()
+        after = self.observe(records, empty_state())
+        self._commit(journal, journal.planned_operations(), after, records, history_keep)
+        return {"changed": True, "confirmed": True, "rolled_back": False, "generation": records.generation}
+
+    def recover(self) -> str | None:
+        """Finish what an earlier transaction left: roll back an interrupted apply or an expired window."""
+        journal = self.journals.read()
+        if journal is None:
+            return None
+        if _timer.confirmed(journal.token, self.state_dir):
+            # Confirmed, then interrupted before the commit finished: finish the commit.
+            records = self.store.load()
+            self._commit(journal, journal.planned_operations(), self.observe(records, empty_state()), records,
+                         DEFAULT_HISTORY)
+            return None
+        if journal.confirm_deadline is not None and time.time() < journal.confirm_deadline:
+            raise BackendError("confirm window", f"generation {journal.snapshot_records.generation + 1} awaits "
+                                                 f"confirmation until {utc_iso(journal.confirm_deadline)}; it is "
+                                                 "confirmed by the same task or rolled back when the window closes")
+        why = "its confirm window closed" if journal.confirm_deadline is not None else "it was interrupted"
+        reason = f"the apply started {utc_iso(journal.created)} was rolled back because {why}"
+        self.rollback(journal, reason)
+        return reason
+
+    def rollback(self, journal: Journal, reason: str) -> list[Operation]:
+        """Put the host back to the journal's snapshot and forget the transaction."""
+        records = self.store.load()
+        observed = self.observe(records, rollback_target(journal))
+        operations = sorted(rollback_plan(journal, observed, records), key=lambda op: op.kind not in RULESET_KINDS)
+        for operation in operations:
+            self._execute(operation)
+            if operation.kind == "remove_file":
+                self.dnsmasq.stop(posixpath.basename(str(operation.detail("path"))).rsplit(".", 1)[0])
+        self.store.save(journal.snapshot_records)
+        self.dnsmasq.reconcile()
+        write_atomically(self.journals.rolled_back_marker(journal.token), reason + "\n", 0o600)
+        self.journals.remove()
+        return operations
+
+    def roll_back_to(self, generation: int | None, *, check_mode: bool, want_after: bool = False,
+                     history_keep: int = DEFAULT_HISTORY) -> ApplyResult:
+        """``state: rolled_back``: make the host what committed ``generation`` was (default: the one before)."""
+        generations = self.history.generations()
+        current = self.store.load().generation
+        if generation is None:
+            earlier = [number for number in generations if number < current]
+            if not earlier:
+                raise ValidationError(Issue("generation", f"no committed generation before {current} is kept "
+                                                          f"(kept: {', '.join(map(str, generations)) or 'none'})"))
+            generation = earlier[-1]
+        state, _records, topology = self.history.load(generation)
+        return self.apply(_owned_as_desired(state), check_mode=check_mode, topology=topology,
+                          want_after=want_after, history_keep=history_keep)
 
     def _pending_dnsmasq(self, operations: Sequence[Operation]) -> list[str]:
         """In check mode with file changes pending, say which instances a real run would (re)start or stop."""
@@ -206,9 +362,11 @@ class HostDriver:
         else:  # the planner and this table are out of step: a bug, not user input
             raise BackendError(str(operation), f"no backend executes operations of kind {operation.kind}")
 
-    def remove_everything(self, *, check_mode: bool, want_after: bool = False) -> ApplyResult:
+    def remove_everything(self, *, check_mode: bool, want_after: bool = False,
+                          history_keep: int = DEFAULT_HISTORY) -> ApplyResult:
         """``state: absent``: every owned object goes; dnsmasq instances stop; foreign objects stay."""
-        result = self.apply(empty_state(), check_mode=check_mode, topology=None, want_after=want_after)
+        result = self.apply(empty_state(), check_mode=check_mode, topology=None, want_after=want_after,
+                            history_keep=history_keep)
         if not check_mode:
             stopped = self.dnsmasq.stop_all()
             result.dnsmasq = sorted(set(result.dnsmasq) | set(stopped or []))
@@ -268,6 +426,24 @@ def record_operation(records: Records, operation: Operation) -> Records:
     ledger = OwnershipLedger(records)
     ledger.record(operation)
     return ledger.records(records)
+
+
+def _user() -> str:
+    """Who applied: the sudo user behind root when there is one."""
+    try:
+        return os.environ.get("SUDO_USER") or getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry for the uid (containers)
+        return str(os.getuid())
+
+
+def _owned_as_desired(state: HostState) -> HostState:
+    """A committed owned state as a desired state: every object in it owned."""
+    return replace(
+        state,
+        addresses=tuple(replace(item, owned=True) for item in state.addresses),
+        fdb=tuple(replace(item, owned=True) for item in state.fdb),
+        enslavements=tuple(replace(item, owned=True) for item in state.enslavements),
+    )
 
 
 def sha256_text(text: str) -> str:

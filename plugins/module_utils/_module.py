@@ -75,7 +75,12 @@ def apply_result(module: AnsibleModule, result: ApplyResult) -> dict:
         "changes": {kind: count for kind, count in result.changes.items() if count},
         "dnsmasq": result.dnsmasq,
         "generation": result.records.generation,
+        "rolled_back": False,
     }
+    if result.confirm is not None:
+        output["confirm"] = result.confirm
+    if result.recovered:
+        output["recovered"] = result.recovered
     if module._diff:
         output["diff"] = diff_of(result.before, result.after)
     return output

@@ -44,3 +44,7 @@ class CommandRunner:
 
     def run(self, argv: Sequence[str], stdin: str | None = None) -> CommandResult:
         return self._run(self.argv(argv), stdin)
+
+    def on_host(self) -> CommandRunner:
+        """The same way of running commands, outside any namespace (for tools that enter it themselves)."""
+        return CommandRunner(self._run, None)

@@ -61,9 +61,45 @@ options:
       - V(gathered) returns the live owned state as a topology in RV(topology), without changing anything.
       - V(rendered) validates the topology and returns the rendered ruleset, dnsmasq files and the plan of
         operations against an empty host, without touching the host.
+      - V(rolled_back) makes the host what the committed generation O(generation) was (default the one before
+        the current), as a new generation; check and diff mode show what would change.
+      - V(confirmed) is used by the action plugin to keep a change applied with a confirm window; it needs
+        O(confirm_token).
     type: str
     default: present
-    choices: [present, absent, gathered, rendered]
+    choices: [present, absent, gathered, rendered, rolled_back, confirmed]
+  confirm_timeout:
+    description:
+      - Seconds the controller has to reach the host again over a new connection after the change. Until it
+        does, a rollback timer armed on the host (a transient systemd timer, or a detached process where
+        systemd does not run) is pending; when the window closes without a confirmation the host restores
+        the previous state by itself, with kernel tools only, and the task fails saying that the change cut
+        the management path.
+      - V(0) commits at once. Left out, the window is 60 seconds when the module runs over SSH
+        (C(SSH_CONNECTION) is set on the managed node) and off otherwise.
+    type: int
+  probes:
+    description:
+      - Checks run on the managed node (inside O(netns)) after the change; if one fails the change is rolled
+        back and the task fails naming the probe.
+      - Each item has exactly one of C(tcp) (V(host:port), IPv6 as V([addr]:port)), C(ping) (a host) and
+        C(dns) (a name resolved with the node's resolver), and optionally C(timeout) in seconds (default 5).
+    type: list
+    elements: dict
+    default: []
+  history:
+    description:
+      - How many committed generations the state directory keeps for O(state=rolled_back).
+    type: int
+    default: 10
+  generation:
+    description:
+      - The committed generation to return to with O(state=rolled_back).
+    type: int
+  confirm_token:
+    description:
+      - The token of the pending change, with O(state=confirmed) (the action plugin passes it).
+    type: str
   management_from_connection:
     description:
       - Accept the address of the SSH client the play runs over (from C(SSH_CONNECTION) on the managed node)
@@ -192,6 +228,44 @@ generation:
   returned: with O(state=present) and O(state=absent)
   type: int
   sample: 3
+rolled_back:
+  description: Whether the change was undone - on failure after a failed step or probe, or when the confirm window closed.
+  returned: with O(state=present), O(state=absent) and O(state=rolled_back), and on failure
+  type: bool
+  sample: false
+rollback_reason:
+  description: Why the change was rolled back.
+  returned: when RV(rolled_back) is true
+  type: str
+  sample: "probes: tcp 10.33.0.10:22: connection refused"
+confirm:
+  description:
+    - The pending change while its confirm window is open (the action plugin confirms it and removes this key).
+  returned: when a confirm window was opened
+  type: dict
+  sample: {token: 4f2c..., deadline_in: 59.6, rollback_generation: 2}
+confirmed:
+  description: Whether the change was confirmed over a new connection within its window.
+  returned: when a confirm window was opened
+  type: bool
+  sample: true
+recovered:
+  description: An earlier apply that was interrupted or whose window closed, and that this run rolled back first.
+  returned: when it happened
+  type: str
+  sample: "the apply started 2026-11-25T18:00:00Z was rolled back because it was interrupted"
+history:
+  description: The committed generations kept, oldest first, each with C(generation), C(time), C(user), C(topology_sha256) and C(summary).
+  returned: with O(state=rolled_back)
+  type: list
+  elements: dict
+  sample: [{generation: 1, time: "2026-11-25T18:00:00Z", user: root, topology_sha256: "9f...", summary: {create_link: 2}}]
+probes:
+  description: The result of each probe, with C(name), C(ok), C(detail) and C(seconds).
+  returned: when O(probes) were given and the change was made
+  type: list
+  elements: dict
+  sample: [{name: "tcp 10.33.0.10:22", ok: true, detail: connected, seconds: 0.01}]
 drift:
   description: With O(state=gathered), the differences between the live owned state and the last recorded apply.
   returned: with O(state=gathered)
@@ -213,7 +287,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils._compile import (
     read_topology_input,
     rendered_result,
 )
-from ansible_collections.ghostwarden.core.plugins.module_utils._errors import GhostwardenError
+from ansible_collections.ghostwarden.core.plugins.module_utils._errors import GhostwardenError, Issue, ValidationError
 from ansible_collections.ghostwarden.core.plugins.module_utils._gather import gather_topology
 from ansible_collections.ghostwarden.core.plugins.module_utils._module import (
     HOST_ARGUMENT_SPEC,
@@ -224,7 +298,20 @@ from ansible_collections.ghostwarden.core.plugins.module_utils._module import (
     require_libraries,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils._plan import empty_state
+from ansible_collections.ghostwarden.core.plugins.module_utils._probe import check_probes
 from ansible_collections.ghostwarden.core.plugins.module_utils._topology import topology_to_dict
+
+
+DEFAULT_CONFIRM_TIMEOUT = 60
+
+
+def confirm_window(params: dict) -> int:
+    """The window in seconds: as given, else on when the module runs over SSH."""
+    if params["confirm_timeout"] is not None:
+        if params["confirm_timeout"] < 0:
+            raise ValidationError(Issue("confirm_timeout", f"{params['confirm_timeout']} is not 0 or more seconds"))
+        return params["confirm_timeout"]
+    return DEFAULT_CONFIRM_TIMEOUT if connection_sources(True) else 0
 
 
 def run(module: AnsibleModule) -> dict:
@@ -234,22 +321,37 @@ def run(module: AnsibleModule) -> dict:
         compiled = compile_topology(read_topology_input(params["topology"], params["src"]),
                                     state_dir=params["state_dir"])
         return {"changed": False, "warnings": list(compiled.topology.warnings), **rendered_result(compiled)}
+    if params["history"] < 1:
+        raise ValidationError(Issue("history", f"{params['history']} is not a positive number of generations"))
+    check_probes(params["probes"])
 
     with host_driver(module) as driver, driver.store.lock():
+        keep = params["history"]
+        if state == "confirmed":
+            return driver.confirm(params["confirm_token"], keep)
         if state == "gathered":
             records = driver.store.load()
             observed = driver.observe(records, empty_state())
             topology, drift = gather_topology(observed, records.topology)
             return {"changed": False, "topology": topology, "drift": drift, "ruleset": observed.ruleset}
         if state == "absent":
-            return apply_result(module, driver.remove_everything(check_mode=module.check_mode, want_after=module._diff))
+            result = driver.remove_everything(check_mode=module.check_mode, want_after=module._diff, history_keep=keep)
+            return apply_result(module, result)
+        if state == "rolled_back":
+            result = driver.roll_back_to(params["generation"], check_mode=module.check_mode,
+                                         want_after=module._diff, history_keep=keep)
+            return {**apply_result(module, result), "history": driver.history.list()}
         compiled = compile_topology(read_topology_input(params["topology"], params["src"]),
                                     state_dir=params["state_dir"],
                                     extra_management=connection_sources(params["management_from_connection"]))
         result = driver.apply(compiled.desired, check_mode=module.check_mode, want_after=module._diff,
-                              topology=topology_to_dict(compiled.topology))
-        return {**apply_result(module, result), "warnings": list(compiled.topology.warnings),
-                "topology": topology_to_dict(compiled.topology), "ruleset": compiled.ruleset}
+                              topology=topology_to_dict(compiled.topology), probes=params["probes"],
+                              confirm_timeout=0 if module.check_mode else confirm_window(params), history_keep=keep)
+        output = {**apply_result(module, result), "warnings": list(compiled.topology.warnings),
+                  "topology": topology_to_dict(compiled.topology), "ruleset": compiled.ruleset}
+        if result.probes:
+            output["probes"] = result.probes
+        return output
 
 
 def main() -> None:
@@ -257,12 +359,19 @@ def main() -> None:
         argument_spec=dict(
             topology=dict(type="dict"),
             src=dict(type="path"),
-            state=dict(type="str", default="present", choices=["present", "absent", "gathered", "rendered"]),
+            state=dict(type="str", default="present",
+                       choices=["present", "absent", "gathered", "rendered", "rolled_back", "confirmed"]),
             management_from_connection=dict(type="bool", default=True),
+            confirm_timeout=dict(type="int"),
+            probes=dict(type="list", elements="dict", default=[]),
+            history=dict(type="int", default=10),
+            generation=dict(type="int"),
+            confirm_token=dict(type="str", no_log=False),
             **HOST_ARGUMENT_SPEC,
         ),
         mutually_exclusive=[("topology", "src")],
-        required_if=[("state", "present", ("topology", "src"), True), ("state", "rendered", ("topology", "src"), True)],
+        required_if=[("state", "present", ("topology", "src"), True), ("state", "rendered", ("topology", "src"), True),
+                     ("state", "confirmed", ("confirm_token",))],
         supports_check_mode=True,
     )
     require_libraries(module, netlink=module.params["state"] != "rendered")

@@ -9,7 +9,7 @@ import pytest
 
 from ansible_collections.ghostwarden.core.plugins.module_utils import _host
 from ansible_collections.ghostwarden.core.plugins.module_utils._compile import compile_topology
-from ansible_collections.ghostwarden.core.plugins.module_utils._errors import BackendError
+from ansible_collections.ghostwarden.core.plugins.module_utils._errors import BackendError, RolledBackError
 from ansible_collections.ghostwarden.core.plugins.module_utils._plan import HostState, LinkState, Operation, plan
 from ansible_collections.ghostwarden.core.plugins.module_utils._state import Records
 
@@ -99,7 +99,7 @@ def driver(tmp_path, monkeypatch):
 
 
 def test_the_firewall_is_loaded_before_any_other_change(driver) -> None:
-    compiled = compile_topology(TOPOLOGY)
+    compiled = compile_topology(TOPOLOGY, state_dir=driver.state_dir)
     result = driver.apply(compiled.desired, check_mode=False, topology={"networks": {}})
     kinds = [operation.kind for operation in result.operations]
     assert kinds[0] == "replace_ruleset"
@@ -109,7 +109,7 @@ def test_the_firewall_is_loaded_before_any_other_change(driver) -> None:
 
 def test_a_refused_ruleset_changes_nothing_else(driver) -> None:
     driver.nft.refuse = True
-    compiled = compile_topology(TOPOLOGY)
+    compiled = compile_topology(TOPOLOGY, state_dir=driver.state_dir)
     with pytest.raises(BackendError, match="nft apply: syntax error"):
         driver.apply(compiled.desired, check_mode=False, topology=None)
     assert driver.netlink.executed == []
@@ -117,14 +117,14 @@ def test_a_refused_ruleset_changes_nothing_else(driver) -> None:
 
 
 def test_check_mode_executes_nothing_and_records_nothing(driver) -> None:
-    compiled = compile_topology(TOPOLOGY)
+    compiled = compile_topology(TOPOLOGY, state_dir=driver.state_dir)
     result = driver.apply(compiled.desired, check_mode=True, topology={"x": 1})
     assert result.operations and driver.netlink.executed == [] and driver.nft.loads == 0
     assert driver.store.load() == Records.empty()
 
 
 def test_ownership_the_kernel_cannot_show_is_recorded(driver) -> None:
-    compiled = compile_topology(TOPOLOGY)
+    compiled = compile_topology(TOPOLOGY, state_dir=driver.state_dir)
     result = driver.apply(compiled.desired, check_mode=False, topology={"recorded": True})
     records = driver.store.load()
     assert records.owned_addresses == frozenset({("gw-nat_dev", "10.33.0.1/24")})
@@ -133,16 +133,21 @@ def test_ownership_the_kernel_cannot_show_is_recorded(driver) -> None:
     assert records.topology == {"recorded": True}
     assert records.generation == 1
     assert result.dnsmasq == ["started nat_dev"]
+    assert driver.history.generations() == [1]
+    assert driver.journals.read() is None
 
 
-def test_records_survive_a_failure_half_way(driver) -> None:
+def test_a_failure_half_way_rolls_back_and_says_so(driver) -> None:
     driver._netlink = FakeKernel(fail_on="add_fdb")
-    compiled = compile_topology(TOPOLOGY)
-    with pytest.raises(BackendError):
-        driver.apply(compiled.desired, check_mode=False, topology=None)
-    records = driver.store.load()
-    assert ("gw-nat_dev", "10.33.0.1/24") in records.owned_addresses  # done before the failure
-    assert records.owned_fdb == frozenset()
+    compiled = compile_topology(TOPOLOGY, state_dir=driver.state_dir)
+    with pytest.raises(RolledBackError) as raised:
+        driver.apply(compiled.desired, check_mode=False, topology={"new": True})
+    assert str(raised.value).endswith("No such device; rolled back to generation 0")
+    assert raised.value.to_result()["rolled_back"] is True
+    assert driver.store.load() == Records.empty()  # the records before the apply
+    assert driver.nft.table is None  # the table the apply loaded first is gone again
+    assert driver.journals.read() is None
+    assert driver.history.generations() == []
 
 
 def test_record_operation_forgets_what_a_deleted_link_takes_along() -> None:
