@@ -34,6 +34,8 @@ from ansible_collections.ghostwarden.core.plugins.module_utils._model import OWN
 from ansible_collections.ghostwarden.core.plugins.module_utils._netlink import NetlinkBackend
 from ansible_collections.ghostwarden.core.plugins.module_utils._nft import NftCli
 from ansible_collections.ghostwarden.core.plugins.module_utils._plan import (
+    SYSCTL_IPV4_FORWARDING,
+    SYSCTL_IPV6_FORWARDING,
     Address,
     Enslavement,
     FdbEntry,
@@ -133,7 +135,10 @@ class HostDriver:
         The live nft listing is never byte-equal to the rendered text; when the two normalise to
         the same table the observed ruleset *is* the desired one, otherwise the listing stands.
         """
-        sysctl_keys = sorted(set(dict(desired.sysctls)) | set(records.sysctl_previous))
+        # The forwarding keys always: snapshots, history and boot files must hold them even when
+        # this run's desired state does not mention them.
+        sysctl_keys = sorted(set(dict(desired.sysctls)) | set(records.sysctl_previous)
+                             | {SYSCTL_IPV4_FORWARDING, SYSCTL_IPV6_FORWARDING})
         kernel = self.netlink.observe(sysctl_keys)
         listing = self.nft.list_table()
         ruleset = listing
