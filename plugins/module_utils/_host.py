@@ -181,10 +181,8 @@ class HostDriver:
         recovered = self.recover()
         records = self.store.load()
         before = self.observe(records, desired)
-        # The firewall goes first: nft -f is one transaction and names interfaces as strings, so a
-        # ruleset nft refuses fails the apply before any link, address or file has changed.
         operations = sorted((op for op in plan(desired, before) if scope is None or scope(op, before)),
-                            key=lambda op: op.kind not in RULESET_KINDS)
+                            key=_firewall_first)
         if check_mode:
             return ApplyResult(operations, self._pending_dnsmasq(operations), before, desired, records,
                                summarise(operations), recovered=recovered)
@@ -318,7 +316,7 @@ class HostDriver:
         """Put the host back to the journal's snapshot and forget the transaction."""
         records = self.store.load()
         observed = self.observe(records, rollback_target(journal))
-        operations = sorted(rollback_plan(journal, observed, records), key=lambda op: op.kind not in RULESET_KINDS)
+        operations = sorted(rollback_plan(journal, observed, records), key=_firewall_first)
         for operation in operations:
             self._execute(operation)
             if operation.kind == "remove_file":
@@ -431,6 +429,16 @@ def record_operation(records: Records, operation: Operation) -> Records:
     ledger = OwnershipLedger(records)
     ledger.record(operation)
     return ledger.records(records)
+
+
+def _firewall_first(operation: Operation) -> bool:
+    """Sort key: a new table is loaded before anything else (stable for the rest of the plan).
+
+    nft -f is one transaction and the table names interfaces as strings, so a ruleset nft refuses
+    fails the apply before any link, address or file has changed. Deleting the table stays last,
+    as planned: networks that go away keep their filtering until they are gone.
+    """
+    return operation.kind != "replace_ruleset"
 
 
 def _user() -> str:

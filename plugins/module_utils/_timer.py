@@ -252,13 +252,14 @@ def _process_facts(pid: int) -> tuple[int, list[str]] | None:
 
 def _waiting(handle: TimerHandle) -> bool:
     """Whether the handle's sleep still runs under its waiter (not a reused pid)."""
-    assert handle.pid is not None and handle.sleep_pid is not None
+    if handle.pid is None or handle.sleep_pid is None:
+        return False
     sleeper = _process_facts(handle.sleep_pid)
     waiter = _process_facts(handle.pid)
     if sleeper is None or waiter is None:
         return False
     parent, sleep_argv = sleeper
-    _, waiter_argv = waiter
+    waiter_argv = waiter[1]
     return (parent == handle.pid and bool(sleep_argv) and posixpath.basename(sleep_argv[0]) == "sleep"
             and unit_name(handle.token) in waiter_argv)
 

@@ -299,7 +299,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils._module import (
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils._plan import empty_state
 from ansible_collections.ghostwarden.core.plugins.module_utils._probe import check_probes
-from ansible_collections.ghostwarden.core.plugins.module_utils._topology import topology_to_dict
+from ansible_collections.ghostwarden.core.plugins.module_utils._topology import parse_topology, topology_to_dict
 
 
 DEFAULT_CONFIRM_TIMEOUT = 60
@@ -333,6 +333,10 @@ def run(module: AnsibleModule) -> dict:
             records = driver.store.load()
             observed = driver.observe(records, empty_state())
             topology, drift = gather_topology(observed, records.topology)
+            try:  # the same normalised form state=present returns
+                topology = topology_to_dict(parse_topology(topology))
+            except ValidationError as error:
+                drift.append(f"the live owned state is not a valid topology: {error}")
             return {"changed": False, "topology": topology, "drift": drift, "ruleset": observed.ruleset}
         if state == "absent":
             result = driver.remove_everything(check_mode=module.check_mode, want_after=module._diff, history_keep=keep)

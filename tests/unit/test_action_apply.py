@@ -91,7 +91,7 @@ def action(answers: list, *, args: dict | None = None, check_mode: bool = False,
 
 
 def test_a_confirmed_change_returns_the_first_result():
-    plugin, log, _ = action([APPLIED, {"changed": True, "confirmed": True}])
+    plugin, log, dummy = action([APPLIED, {"changed": True, "confirmed": True}])
     result = plugin.run(task_vars={})
     assert result == {**APPLIED, "confirmed": True}
     assert log == [
@@ -119,7 +119,7 @@ def test_reconnects_until_the_host_answers_within_the_window():
 
 def test_no_new_connection_before_the_deadline_fails_and_names_the_rollback():
     refused = [AnsibleConnectionFailure("Failed to connect to the host via ssh: Connection timed out")
-               for _ in range(20)]
+               for dummy in range(20)]
     plugin, log, clock = action([APPLIED, *refused], attempt_seconds=1)
     result = plugin.run(task_vars={})
     assert result["failed"] is True and result["rolled_back"] is True and result["confirmed"] is False
@@ -140,7 +140,7 @@ def test_no_new_connection_before_the_deadline_fails_and_names_the_rollback():
 def test_a_confirmation_after_the_host_rolled_back_fails_without_retrying():
     too_late = {"failed": True, "rolled_back": True, "rollback_reason": "the confirm window passed",
                 "msg": "confirm token 5f3a9c1d2e4b6a70 is no longer pending"}
-    plugin, log, _ = action([APPLIED, too_late])
+    plugin, log, dummy = action([APPLIED, too_late])
     result = plugin.run(task_vars={})
     assert result["failed"] is True and result["rolled_back"] is True
     assert result["msg"] == ("the confirmation reached the host too late (the confirm window passed); "
@@ -150,30 +150,31 @@ def test_a_confirmation_after_the_host_rolled_back_fails_without_retrying():
 
 def test_without_a_window_the_module_result_is_returned_as_is():
     plain = {"changed": False, "generation": 4, "rolled_back": False}
-    plugin, log, _ = action([plain])
+    plugin, log, dummy = action([plain])
     assert plugin.run(task_vars={}) == plain
     assert log == [("module", "ghostwarden.core.ghostwarden_apply", APPLY_ARGS, 1000.0)]
 
 
 def test_check_mode_has_no_confirm_step():
-    plugin, log, _ = action([APPLIED], check_mode=True)
+    plugin, log, dummy = action([APPLIED], check_mode=True)
     assert plugin.run(task_vars={}) == APPLIED
     assert [entry[0] for entry in log] == ["module"]
 
 
 def test_a_failed_apply_is_returned_without_confirming():
     failed = {"failed": True, "msg": "nft: Error: syntax error", "rolled_back": True, "confirm": APPLIED["confirm"]}
-    plugin, log, _ = action([failed])
+    plugin, log, dummy = action([failed])
     assert plugin.run(task_vars={}) == failed
     assert len(log) == 1
 
 
 def test_connection_without_a_timeout_option_and_only_the_carried_options():
-    plugin, log, _ = action([APPLIED, {"confirmed": True}], args={"topology": {}, "confirm_timeout": 30},
-                            timeout=None)
+    plugin, log, dummy = action([APPLIED, {"confirmed": True}], args={"topology": {}, "confirm_timeout": 30},
+                                timeout=None)
     assert plugin.run(task_vars={})["confirmed"] is True
-    assert log[1:] == [("reset",), ("module", "ghostwarden.core.ghostwarden_apply",
-                                     {"state": "confirmed", "confirm_token": TOKEN}, 1000.0)]
+    confirm_call = ("module", "ghostwarden.core.ghostwarden_apply", {"state": "confirmed", "confirm_token": TOKEN},
+                    1000.0)
+    assert log[1:] == [("reset",), confirm_call]
 
 
 @pytest.mark.parametrize("window, problem", [
@@ -183,7 +184,7 @@ def test_connection_without_a_timeout_option_and_only_the_carried_options():
     ("soon", "not a mapping"),
 ])
 def test_an_unusable_window_fails_clearly(window, problem):
-    plugin, log, _ = action([{**APPLIED, "confirm": window}])
+    plugin, log, dummy = action([{**APPLIED, "confirm": window}])
     result = plugin.run(task_vars={})
     assert result["failed"] is True and result["rolled_back"] is True
     assert result["msg"] == (f"the module returned an unusable confirm window ({problem}): {window!r}; "
@@ -194,7 +195,7 @@ def test_an_unusable_window_fails_clearly(window, problem):
 def test_async_is_refused():
     from ansible.errors import AnsibleActionFail
 
-    plugin, _, _ = action([APPLIED])
+    plugin, dummy, dummy2 = action([APPLIED])
     plugin._task.async_val = 60
     with pytest.raises(AnsibleActionFail, match="does not support async"):
         plugin.run(task_vars={})

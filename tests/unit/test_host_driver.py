@@ -159,10 +159,12 @@ def test_record_operation_forgets_what_a_deleted_link_takes_along() -> None:
 
 
 def test_record_operation_keeps_the_first_previous_sysctl_value() -> None:
-    first = _host.record_operation(Records.empty(), Operation("set_sysctl", "sysctl:net.ipv4.ip_forward",
-                                                               {"key": "net.ipv4.ip_forward", "value": "1", "was": "0"}))
-    again = _host.record_operation(first, Operation("set_sysctl", "sysctl:net.ipv4.ip_forward",
-                                                    {"key": "net.ipv4.ip_forward", "value": "1", "was": "1"}))
+    def forwarding(was: str) -> Operation:
+        return Operation("set_sysctl", "sysctl:net.ipv4.ip_forward", {"key": "net.ipv4.ip_forward", "value": "1",
+                                                                      "was": was})
+
+    first = _host.record_operation(Records.empty(), forwarding("0"))
+    again = _host.record_operation(first, forwarding("1"))
     assert again.sysctl_previous == {"net.ipv4.ip_forward": "0"}
 
 

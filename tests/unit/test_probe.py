@@ -158,18 +158,18 @@ def test_tcp_connects_refuses_fast_and_times_out(lab: NetNS):
     listener = lab.spawn("python3", "-c", "import socket, time\n"
                                           "s = socket.socket(); s.bind(('127.0.0.1', 8022)); s.listen()\n"
                                           "time.sleep(60)")
-    ready, _ = timed([{"tcp": "127.0.0.1:8022", "timeout": 1}], lab)
+    ready, dummy = timed([{"tcp": "127.0.0.1:8022", "timeout": 1}], lab)
     deadline = time.monotonic() + 10
     while not ready[0].ok and time.monotonic() < deadline and listener.poll() is None:
         time.sleep(0.1)
-        ready, _ = timed([{"tcp": "127.0.0.1:8022", "timeout": 1}], lab)
+        ready, dummy = timed([{"tcp": "127.0.0.1:8022", "timeout": 1}], lab)
     assert ready[0].detail == "connected" and ready[0].ok
 
     refused, seconds = timed([{"tcp": "127.0.0.1:8023", "timeout": 5}], lab)
     assert (refused[0].ok, refused[0].detail) == (False, "connect: Connection refused")
     assert seconds < 1
 
-    ipv6_refused, _ = timed([{"tcp": "[::1]:8023"}], lab)
+    ipv6_refused, dummy = timed([{"tcp": "[::1]:8023"}], lab)
     assert (ipv6_refused[0].name, ipv6_refused[0].ok, ipv6_refused[0].detail) == (
         "tcp [::1]:8023", False, "connect: Connection refused")
 
@@ -199,7 +199,7 @@ def ping_run(tmp_path: Path):
 
 
 def test_ping_answers_and_times_out(lab: NetNS, ping_run):
-    answered, _ = timed([{"ping": "127.0.0.1"}], lab, ping_run)
+    answered, dummy = timed([{"ping": "127.0.0.1"}], lab, ping_run)
     assert answered[0].ok, answered[0]
     assert answered[0].detail.startswith("reply in ") and answered[0].detail.endswith(" ms")
 
@@ -223,7 +223,7 @@ def test_dns_resolves_through_the_namespaces_resolver(lab: NetNS, tmp_path: Path
         deadline = time.monotonic() + 10
         while not timed([{"tcp": "127.0.0.1:53", "timeout": 1}], lab)[0][0].ok and time.monotonic() < deadline:
             time.sleep(0.1)
-        found, _ = timed([{"dns": "probe.gwt.test"}], lab)
+        found, dummy = timed([{"dns": "probe.gwt.test"}], lab)
         assert (found[0].name, found[0].ok, found[0].detail) == ("dns probe.gwt.test", True, "10.1.2.3")
         missing, seconds = timed([{"dns": "missing.gwt.test", "timeout": 3}], lab)
         assert (missing[0].ok, missing[0].detail) == (False, "missing.gwt.test not found")
