@@ -137,10 +137,10 @@ class SshPlays:
     @staticmethod
     def finish(process: subprocess.Popen, results: Path) -> PlayResults:
         try:
-            output, _ = process.communicate(timeout=PLAY_TIMEOUT)
+            output = process.communicate(timeout=PLAY_TIMEOUT)[0]
         except subprocess.TimeoutExpired:
             process.kill()
-            output, _ = process.communicate()
+            output = process.communicate()[0]
             raise AssertionError(f"ansible-playbook ran longer than {PLAY_TIMEOUT}s:\n{output}") from None
         if not results.exists():
             raise AssertionError(f"ansible-playbook wrote no results (exit status {process.returncode}):\n{output}")
@@ -196,9 +196,12 @@ def test_lost_management_path_rolls_back_by_itself(lab: Lab, tmp_path: Path) -> 
     second = plays.finish(process, results)
     task = second[0]
     assert task.status == "failed", f"{task}\n{second.output}"
-    assert task["msg"].startswith(f"the change cut the management path: no new connection within "), task["msg"]
+    window = task["confirm"]
+    assert 0 < window["deadline_in"] <= WINDOW and window["rollback_generation"] == 1, str(task)
+    assert task["msg"] == (f"the change cut the management path: no new connection within {window['deadline_in']:g} s; "
+                           "the host rolls back to generation 1 by itself"), task["msg"]
     assert task["rolled_back"] is True and task["confirmed"] is False, str(task)
-    token = task["confirm"]["token"]
+    token = window["token"]
 
     # The host's own timer rolls back: no controller action from here on.
     marker = state_dir / f"rolled-back-{token}"

@@ -10,6 +10,8 @@ with those of clean applies:
 * a failing probe, an ``nft`` that refuses B's table and a ``dnsmasq`` that cannot start B's new
   network (the last step of the apply, after every netlink change) each fail the task naming the
   step and the cause, with ``rolled_back: true``, and leave exactly A's state;
+* a rollback that itself fails (dnsmasq refusing A's configuration) is reported as not rolled
+  back, naming the first cause and the rollback's, keeps the journal, and the next run finishes it;
 * two module processes started at once on one state directory both succeed, one after the
   other, and the host is exactly one of the two topologies;
 * reboot: the namespace deleted and created again with its foreign links only, ``restore.sh``
@@ -143,6 +145,46 @@ def test_dnsmasq_failing_to_start_rolls_back_every_change(lab: Lab, tmp_path: Pa
     tools = wrapper(tmp_path / "bin", "dnsmasq", DNSMASQ_WRAPPER)
     failed = site.run(topology_b(), path_prefix=tools)
     assert_rolled_back_to_a(site, failed, clean_a, "dnsmasq new_net", "test wrapper: cannot start new_net")
+
+
+# Refuses to start nat_dev with A's configuration (lease time 12h) once the test arms it: the
+# rollback after B's failing probe then fails at its last step, restarting A's dnsmasq.
+ARMED_DNSMASQ_WRAPPER = """#!/bin/sh
+case " $* " in
+*"/nat_dev.conf "*)
+    if [ -e "$GW_TEST_ARMED" ] && grep -q ',12h$' "${1#--conf-file=}"; then
+        echo "dnsmasq: test wrapper: nat_dev refused" >&2
+        exit 1
+    fi
+    ;;
+esac
+exec "$(PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v dnsmasq)" "$@"
+"""
+
+
+def test_failed_rollback_keeps_the_journal_for_the_next_run(lab: Lab, tmp_path: Path) -> None:
+    site = make_site(lab, tmp_path)
+    clean_a = committed_a(site)
+    tools = wrapper(tmp_path / "bin", "dnsmasq", ARMED_DNSMASQ_WRAPPER)
+    armed = tmp_path / "armed"
+    armed.touch()
+    failed = site.run(topology_b(), probes=[{"tcp": f"{INET_ADDRESS}:9", "timeout": 2}], path_prefix=tools,
+                      env={"GW_TEST_ARMED": str(armed)})
+    result = failed.result
+    assert failed.rc == 1 and result is not None and result["failed"], str(failed)
+    # Not rolled back, and the task says why it failed in the first place and what stopped the rollback.
+    assert result.get("rolled_back") is False, str(failed)
+    assert f"probes: tcp {INET_ADDRESS}:9: " in result["msg"], result["msg"]
+    assert "test wrapper: nat_dev refused" in result["msg"], result["msg"]
+    assert unparsable_state_files(site.state_dir) == []
+    assert (site.state_dir / "journal.json").exists()
+
+    recovered = succeeded(site.run(topology_a()))
+    assert recovered["recovered"].startswith("the apply started "), recovered
+    assert (recovered["changed"], recovered["generation"]) == (False, 1)
+    got = site.fingerprint()
+    assert got == clean_a, fingerprint_difference(got, clean_a)
+    assert not (site.state_dir / "journal.json").exists()
 
 
 def test_concurrent_applies_are_serialised(lab: Lab, tmp_path: Path) -> None:
