@@ -227,6 +227,18 @@ def _lease(fields: list[str]) -> dict | None:
     }
 
 
+def _exited(pid: int) -> bool:
+    """Whether ``pid`` is gone or a zombie (its sockets closed), from /proc/<pid>/stat."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stream:
+            stat = stream.read()
+    except OSError:
+        return True
+    # The state is the first field after the command name, which is in parentheses and may hold spaces.
+    state = stat[stat.rfind(b")") + 2:stat.rfind(b")") + 3]
+    return state in (b"Z", b"X", b"x")
+
+
 class DnsmasqControl:
     """Starts, restarts and stops the dnsmasq instances so that they match the config files.
 
@@ -470,8 +482,9 @@ class DnsmasqControl:
                     raise BackendError(f"dnsmasq {network}", f"cannot signal process {pid}: {error.strerror}") from None
 
             def alive() -> dict[str, int]:
-                return {network: pid for network, pid in remaining.items()
-                        if self._is_instance(pid, instance_paths(self.state_dir, network).config)}
+                # Not _is_instance: the kernel empties /proc/<pid>/cmdline before an exiting process
+                # has released its sockets, and a successor would then find its address in use.
+                return {network: pid for network, pid in remaining.items() if not _exited(pid)}
 
             self._wait_for(lambda: not alive(), wait)
             remaining = alive()

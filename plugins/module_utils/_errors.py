@@ -119,3 +119,10 @@ class RolledBackError(BackendError):
     def to_result(self) -> dict:
         return {"failed_step": self.step, "rolled_back": True, "rollback_reason": f"{self.step}: {self.cause}",
                 "generation": self.generation}
+
+
+class RollbackFailedError(BackendError):
+    """An apply failed part-way and putting the host back failed as well; the journal is kept."""
+
+    def to_result(self) -> dict:
+        return {"failed_step": self.step, "rolled_back": False}

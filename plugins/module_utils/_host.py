@@ -27,6 +27,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils._errors import (
     BackendError,
     GhostwardenError,
     Issue,
+    RollbackFailedError,
     RolledBackError,
     ValidationError,
 )
@@ -204,7 +205,12 @@ class HostDriver:
                 raise BackendError("probes", "; ".join(f"{result.name}: {result.detail}" for result in failed))
         except GhostwardenError as error:
             step, cause = (error.step, error.cause) if isinstance(error, BackendError) else ("apply", str(error))
-            self.rollback(journal, f"{step}: {cause}")
+            try:
+                self.rollback(journal, f"{step}: {cause}")
+            except GhostwardenError as rollback_error:
+                # The journal stays: the next run (or the operator's rollback) tries again from the live host.
+                raise RollbackFailedError(step, f"{cause}; rolling back failed too ({rollback_error}); the next "
+                                                "run rolls back again before it applies anything") from None
             raise RolledBackError(step, cause, journal.snapshot_records.generation) from None
         after = self.observe(records, desired)
         result = ApplyResult(operations, dnsmasq_changes, before, after if want_after else desired, records,
