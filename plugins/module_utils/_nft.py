@@ -19,20 +19,15 @@ import json
 import math
 import re
 import socket
-import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-try:
-    import netaddr
-except ImportError:
-    netaddr = None
-    HAS_NETADDR = False
-    NETADDR_IMPORT_ERROR: str | None = traceback.format_exc()
-else:
-    HAS_NETADDR = True
-    NETADDR_IMPORT_ERROR = None
-
+# Re-exported so that callers keep finding the library flags (HAS_..., ..._IMPORT_ERROR) here.
+from ansible_collections.ghostwarden.core.plugins.module_utils._deps import (  # pylint: disable=unused-import
+    HAS_NETADDR,
+    NETADDR_IMPORT_ERROR,
+    netaddr,
+)
 from ansible_collections.ghostwarden.core.plugins.module_utils._errors import (
     BackendError,
     Issue,

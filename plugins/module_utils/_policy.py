@@ -19,10 +19,22 @@ from __future__ import annotations
 
 import os
 import re
-import traceback
 from collections.abc import Mapping
 from dataclasses import replace
 
+# Re-exported so that callers keep finding the library flags (HAS_..., ..._IMPORT_ERROR) here.
+from ansible_collections.ghostwarden.core.plugins.module_utils._deps import (  # pylint: disable=unused-import
+    HAS_NETADDR,
+    HAS_TOML,
+    HAS_YAML,
+    NETADDR_IMPORT_ERROR,
+    TOML_IMPORT_ERROR,
+    YAML_IMPORT_ERROR,
+    netaddr,
+    tomllib,
+    yaml,
+)
+from ansible_collections.ghostwarden.core.plugins.module_utils._documents import parse_document
 from ansible_collections.ghostwarden.core.plugins.module_utils._errors import Issue, ValidationError
 from ansible_collections.ghostwarden.core.plugins.module_utils._model import (
     ACTIONS,
@@ -37,42 +49,6 @@ from ansible_collections.ghostwarden.core.plugins.module_utils._model import (
     Rule,
     TimeWindow,
 )
-
-try:
-    import netaddr
-except ImportError:
-    netaddr = None
-    HAS_NETADDR = False
-    NETADDR_IMPORT_ERROR: str | None = traceback.format_exc()
-else:
-    HAS_NETADDR = True
-    NETADDR_IMPORT_ERROR = None
-
-try:
-    import yaml
-except ImportError:
-    yaml = None
-    HAS_YAML = False
-    YAML_IMPORT_ERROR: str | None = traceback.format_exc()
-else:
-    HAS_YAML = True
-    YAML_IMPORT_ERROR = None
-
-try:
-    import tomllib
-except ImportError:  # Python < 3.11
-    try:
-        import tomli as tomllib
-    except ImportError:
-        tomllib = None
-        HAS_TOML = False
-        TOML_IMPORT_ERROR: str | None = traceback.format_exc()
-    else:
-        HAS_TOML = True
-        TOML_IMPORT_ERROR = None
-else:
-    HAS_TOML = True
-    TOML_IMPORT_ERROR = None
 
 PROFILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
@@ -681,24 +657,12 @@ def load_profile_text(text: str, fmt: str, *, source: str = "") -> Profile:
     """A profile file's content in the original CLI's format (``name`` inside), TOML or YAML.
 
     ``source`` names the file in messages. Raises :class:`ValidationError` whose first line
-    names the file, for syntax and content errors alike.
+    names the file, for syntax errors (duplicate keys included) and content errors alike;
+    :class:`GhostwardenError` when the TOML or YAML library is missing.
     """
-    if fmt == "toml":
-        if tomllib is None:
-            raise ValidationError(_file_issue(source, "", "reading TOML needs the Python library tomli on Python < 3.11"))
-        try:
-            data = tomllib.loads(text)
-        except (tomllib.TOMLDecodeError, TypeError) as exc:
-            raise ValidationError(_file_issue(source, "", f"invalid TOML: {exc}")) from None
-    elif fmt in ("yaml", "yml"):
-        if yaml is None:
-            raise ValidationError(_file_issue(source, "", "reading YAML needs the Python library PyYAML"))
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ValidationError(_file_issue(source, "", f"invalid YAML: {_yaml_error(exc)}")) from None
-    else:
+    if fmt not in ("toml", "yaml", "yml"):
         raise ValidationError(_file_issue(source, "", f"unsupported profile format {fmt!r} (expected toml or yaml)"))
+    data = parse_document(text, "yaml" if fmt == "yml" else fmt, source=source, what="profile")
     if not isinstance(data, Mapping):
         raise ValidationError(_file_issue(source, "", f"expected a mapping of profile settings, got {_describe(data)}"))
     issues: list[Issue] = []
@@ -710,16 +674,6 @@ def load_profile_text(text: str, fmt: str, *, source: str = "") -> Profile:
     if profile is None:
         raise ValidationError([_file_issue(source, issue.path, issue.message) for issue in issues])
     return profile
-
-
-def _yaml_error(exc: Exception) -> str:
-    problem = getattr(exc, "problem", None)
-    mark = getattr(exc, "problem_mark", None)
-    if problem and mark is not None:
-        context = getattr(exc, "context", None)
-        problem = f"{context}, {problem}" if context else problem
-        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
-    return " ".join(str(exc).split())
 
 
 PROFILE_FILE_FORMATS = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml"}

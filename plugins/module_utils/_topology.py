@@ -16,13 +16,24 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import json
 import os
 import re
 import reprlib
-import traceback
 from typing import Any, NamedTuple
 
+# Re-exported so that callers keep finding the library flags (HAS_..., ..._IMPORT_ERROR) here.
+from ansible_collections.ghostwarden.core.plugins.module_utils._deps import (  # pylint: disable=unused-import
+    HAS_NETADDR,
+    HAS_TOML,
+    HAS_YAML,
+    NETADDR_IMPORT_ERROR,
+    TOML_IMPORT_ERROR,
+    YAML_IMPORT_ERROR,
+    netaddr,
+    tomllib,
+    yaml,
+)
+from ansible_collections.ghostwarden.core.plugins.module_utils._documents import parse_document
 from ansible_collections.ghostwarden.core.plugins.module_utils._errors import (
     GhostwardenError,
     Issue,
@@ -51,42 +62,10 @@ from ansible_collections.ghostwarden.core.plugins.module_utils._policy import (
     profile_to_dict,
 )
 
-try:
-    import netaddr
+if HAS_NETADDR:
     from netaddr.strategy import ipv4 as ipv4_strategy, ipv6 as ipv6_strategy
-except ImportError:
-    netaddr = ipv4_strategy = ipv6_strategy = None
-    HAS_NETADDR = False
-    NETADDR_IMPORT_ERROR: str | None = traceback.format_exc()
 else:
-    HAS_NETADDR = True
-    NETADDR_IMPORT_ERROR = None
-
-try:
-    import yaml
-except ImportError:
-    yaml = None
-    HAS_YAML = False
-    YAML_IMPORT_ERROR: str | None = traceback.format_exc()
-else:
-    HAS_YAML = True
-    YAML_IMPORT_ERROR = None
-
-try:
-    import tomllib  # Python 3.11+
-except ImportError:
-    try:
-        import tomli as tomllib
-    except ImportError:
-        tomllib = None
-        HAS_TOML = False
-        TOML_IMPORT_ERROR: str | None = traceback.format_exc()
-    else:
-        HAS_TOML = True
-        TOML_IMPORT_ERROR = None
-else:
-    HAS_TOML = True
-    TOML_IMPORT_ERROR = None
+    ipv4_strategy = ipv6_strategy = None
 
 SUPPORTED_VERSIONS = (1,)
 FILE_FORMATS = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".json": "json"}
@@ -1561,91 +1540,13 @@ def parse_topology(data: object, *, path: str = "") -> Topology:
 # -- files ------------------------------------------------------------------------------------
 
 
-_TOML_POSITION_RE = re.compile(r"^(?P<message>.*?)\s*\(at line (?P<line>\d+), column (?P<column>\d+)\)$")
-
-
-def _syntax_error(source: str, fmt: str, message: str, line: int | None = None, column: int | None = None) -> ValidationError:
-    where = f"line {line}, column {column}: " if line is not None else ""
-    message = " ".join(message.split())  # one line
-    return ValidationError(Issue(source or f"<{fmt} text>", f"{where}invalid {fmt.upper()}: {message}"))
-
-
-if yaml is not None:
-    class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-        """A safe loader that refuses duplicate keys (PyYAML silently keeps the last one)."""
-
-    def _construct_unique_mapping(loader: Any, node: Any, deep: bool = False) -> dict:
-        seen: set = set()
-        for key_node, _value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # "<<: *anchor" may be overridden by explicit keys, as YAML intends
-            key = loader.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-            except TypeError:
-                continue  # an unhashable key: construct_mapping reports it
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark, f"found duplicate key {key!r}",
-                    key_node.start_mark)
-            seen.add(key)
-        return loader.construct_mapping(node, deep=deep)
-
-    _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
-
-
-class _DuplicateJsonKey(ValueError):
-    pass
-
-
-def _unique_json_object(pairs: list[tuple[str, Any]]) -> dict:
-    result: dict = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateJsonKey(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
 def load_topology_text(text: str, fmt: str, *, source: str = "") -> dict:
     """Parse topology text in ``fmt`` ("toml", "yaml" or "json") into plain data.
 
     A syntax error becomes one :class:`ValidationError` issue naming ``source`` and the line.
     The data is not validated: pass it to :func:`parse_topology`.
     """
-    if fmt == "toml":
-        if tomllib is None:
-            raise GhostwardenError("the Python library tomli is required to read TOML on Python < 3.11")
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as error:
-            match = _TOML_POSITION_RE.fullmatch(str(error))
-            if match:
-                raise _syntax_error(source, fmt, match.group("message"), int(match.group("line")),
-                                    int(match.group("column"))) from None
-            raise _syntax_error(source, fmt, str(error)) from None
-    elif fmt == "yaml":
-        if yaml is None:
-            raise GhostwardenError("the Python library PyYAML is required to read YAML")
-        try:
-            data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506  (a SafeLoader subclass)
-        except yaml.MarkedYAMLError as error:
-            mark = error.problem_mark or error.context_mark
-            problem = " ".join(part for part in (error.context, error.problem) if part)
-            if mark is None:
-                raise _syntax_error(source, fmt, problem or str(error)) from None
-            raise _syntax_error(source, fmt, problem, mark.line + 1, mark.column + 1) from None
-        except yaml.YAMLError as error:
-            raise _syntax_error(source, fmt, str(error)) from None
-    elif fmt == "json":
-        try:
-            data = json.loads(text, object_pairs_hook=_unique_json_object)
-        except json.JSONDecodeError as error:
-            raise _syntax_error(source, fmt, error.msg, error.lineno, error.colno) from None
-        except _DuplicateJsonKey as error:
-            raise _syntax_error(source, fmt, str(error)) from None
-    else:
-        raise ValidationError(Issue(source, f"unknown topology format {_show(fmt)} (toml, yaml or json)"))
+    data = parse_document(text, fmt, source=source, what="topology")
     if not isinstance(data, dict):
         what = "empty" if data is None else f"{_kind(data)}, not a mapping"
         raise ValidationError(Issue(source or f"<{fmt} text>", f"the topology document is {what}"))

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.ghostwarden.core.plugins.module_utils import _policy
-from ansible_collections.ghostwarden.core.plugins.module_utils._errors import ValidationError
+from ansible_collections.ghostwarden.core.plugins.module_utils import _documents, _policy
+from ansible_collections.ghostwarden.core.plugins.module_utils._errors import GhostwardenError, ValidationError
 from ansible_collections.ghostwarden.core.plugins.module_utils._model import PortRange, Profile, RateLimit, Rule
 from ansible_collections.ghostwarden.core.plugins.module_utils._policy import load_profile_file, load_profile_text
 
@@ -115,7 +115,7 @@ def test_file_with_only_shared_keys_reads_with_the_originals_defaults() -> None:
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("bad-syntax.toml", "invalid TOML: Illegal character '\\n' (at line 2, column 37)"),
+        ("bad-syntax.toml", "line 2, column 37: invalid TOML: Illegal character '\\n'"),
         ("not-a-mapping.yaml", "expected a mapping of profile settings, got a list"),
         ("profile.json", "unsupported profile file extension (expected .toml, .yaml or .yml)"),
     ],
@@ -131,8 +131,8 @@ def test_yaml_syntax_error_is_one_line_naming_the_file(tmp_path) -> None:
     path = tmp_path / "bad-syntax.yaml"
     path.write_text("name: broken\nservices:\n  - protocol: tcp\n   port: 22\n")
     error = load_error(str(path))
-    assert str(error) == (f"{path}: invalid YAML: while parsing a block collection, expected <block end>, "
-                          "but found '<block mapping start>' (line 4, column 4)")
+    assert str(error) == (f"{path}: line 4, column 4: invalid YAML: while parsing a block collection "
+                          "did not find expected '-' indicator")
 
 
 @pytest.mark.parametrize(
@@ -177,7 +177,7 @@ def test_text_without_source_names_only_the_field() -> None:
     with pytest.raises(ValidationError) as caught:
         load_profile_text("name: [", "yaml")
     assert str(caught.value) == (
-        "invalid YAML: while parsing a flow node, expected the node content, but found '<stream end>' (line 1, column 8)"
+        "<yaml text>: line 2, column 1: invalid YAML: while parsing a flow node did not find expected node content"
     )
 
 
@@ -191,9 +191,25 @@ def test_multi_document_yaml_is_refused() -> None:
     with pytest.raises(ValidationError) as caught:
         load_profile_text("name: a\n---\nname: b\n", "yaml", source="two.yaml")
     assert str(caught.value) == (
-        "two.yaml: invalid YAML: expected a single document in the stream, "
-        "but found another document (line 2, column 1)"
+        "two.yaml: line 2, column 1: invalid YAML: expected a single document in the stream "
+        "but found another document"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt", "message"),
+    [
+        ("name: a\nname: b\n", "yaml",
+         "dup.yaml: line 2, column 1: invalid YAML: while constructing a mapping found duplicate key 'name'"),
+        ("name: a\nservices:\n  - {protocol: tcp, port: 22, port: 23}\n", "yml",
+         "dup.yml: line 3, column 31: invalid YAML: while constructing a mapping found duplicate key 'port'"),
+        ('name = "a"\nname = "b"\n', "toml", "dup.toml: line 2, column 11: invalid TOML: Cannot overwrite a value"),
+    ],
+)
+def test_duplicate_keys_are_errors_not_silently_overwritten(text: str, fmt: str, message: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        load_profile_text(text, fmt, source=f"dup.{fmt}")
+    assert str(caught.value) == message
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -222,14 +238,16 @@ def test_upper_case_extension(tmp_path: Path) -> None:
 
 
 def test_missing_parsers_are_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_policy, "tomllib", None)
-    monkeypatch.setattr(_policy, "yaml", None)
-    with pytest.raises(ValidationError) as caught:
+    monkeypatch.setattr(_documents, "tomllib", None)
+    monkeypatch.setattr(_documents, "yaml", None)
+    with pytest.raises(GhostwardenError) as caught:
         load_profile_text('name = "x"', "toml", source="x.toml")
-    assert str(caught.value) == "x.toml: reading TOML needs the Python library tomli on Python < 3.11"
-    with pytest.raises(ValidationError) as caught:
+    assert not isinstance(caught.value, ValidationError)
+    assert str(caught.value) == "the Python library tomli is required to read TOML on Python < 3.11"
+    with pytest.raises(GhostwardenError) as caught:
         load_profile_text("name: x", "yaml", source="x.yaml")
-    assert str(caught.value) == "x.yaml: reading YAML needs the Python library PyYAML"
+    assert not isinstance(caught.value, ValidationError)
+    assert str(caught.value) == "the Python library PyYAML is required to read YAML"
 
 
 def test_missing_netaddr_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
