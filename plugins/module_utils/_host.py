@@ -32,6 +32,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils._errors import (
     ValidationError,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils._model import OWNER_ALIAS_PREFIX
+from ansible_collections.ghostwarden.core.plugins.module_utils._iproute import NETLINK_KINDS
 from ansible_collections.ghostwarden.core.plugins.module_utils._netlink import NetlinkBackend
 from ansible_collections.ghostwarden.core.plugins.module_utils._nft import NftCli
 from ansible_collections.ghostwarden.core.plugins.module_utils._plan import (
@@ -53,6 +54,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils._txn import (
     History,
     Journal,
     JournalStore,
+    as_desired,
     new_token,
     owned_snapshot,
     persistence_files,
@@ -63,10 +65,6 @@ from ansible_collections.ghostwarden.core.plugins.module_utils._txn import (
     write_persistence,
 )
 
-NETLINK_KINDS = frozenset({
-    "set_sysctl", "remove_fdb", "remove_address", "remove_bridge_vlan", "release_master", "delete_link",
-    "create_link", "modify_link", "set_master", "add_bridge_vlan", "add_address", "add_fdb",
-})
 RULESET_KINDS = frozenset({"replace_ruleset", "delete_ruleset"})
 FILE_KINDS = frozenset({"write_file", "remove_file"})
 
@@ -345,7 +343,7 @@ class HostDriver:
                                                           f"(kept: {', '.join(map(str, generations)) or 'none'})"))
             generation = earlier[-1]
         state, _records, topology = self.history.load(generation)
-        return self.apply(_owned_as_desired(state), check_mode=check_mode, topology=topology,
+        return self.apply(as_desired(state), check_mode=check_mode, topology=topology,
                           want_after=want_after, history_keep=history_keep)
 
     def _pending_dnsmasq(self, operations: Sequence[Operation]) -> list[str]:
@@ -453,16 +451,6 @@ def _user() -> str:
         return os.environ.get("SUDO_USER") or getpass.getuser()
     except (KeyError, OSError):  # no passwd entry for the uid (containers)
         return str(os.getuid())
-
-
-def _owned_as_desired(state: HostState) -> HostState:
-    """A committed owned state as a desired state: every object in it owned."""
-    return replace(
-        state,
-        addresses=tuple(replace(item, owned=True) for item in state.addresses),
-        fdb=tuple(replace(item, owned=True) for item in state.fdb),
-        enslavements=tuple(replace(item, owned=True) for item in state.enslavements),
-    )
 
 
 def sha256_text(text: str) -> str:

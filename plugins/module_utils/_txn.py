@@ -267,7 +267,8 @@ def owned_snapshot(observed: HostState) -> HostState:
     )
 
 
-def _as_desired(state: HostState) -> HostState:
+def as_desired(state: HostState) -> HostState:
+    """The owned part of ``state`` as a desired state for ``plan()``: every object in it owned."""
     snapshot = owned_snapshot(state)
     return replace(
         snapshot,
@@ -279,7 +280,7 @@ def _as_desired(state: HostState) -> HostState:
 
 def rollback_target(journal: Journal) -> HostState:
     """The journal's snapshot as a desired state (its owned part, everything in it owned), for ``plan()``."""
-    return _as_desired(journal.snapshot)
+    return as_desired(journal.snapshot)
 
 
 def ownership_during(journal: Journal, records: Records) -> Records:
@@ -578,7 +579,7 @@ def persistence_files(state: HostState, *, state_dir: str, netns: Optional[str])
     netns = _check_netns(netns)
     directory = persist_dir(state_dir)
     # Planned against an empty host: every owned object is created (ports are foreign, so they exist).
-    kernel_only = replace(_as_desired(state), ruleset=None, dnsmasq_files=())
+    kernel_only = replace(as_desired(state), ruleset=None, dnsmasq_files=())
     script = render_batches(plan(kernel_only, empty_state()))
     files = {
         "links.batch": "".join(f"{line}\n" for line in script.ip_lines),
