@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -88,3 +89,15 @@ def apply_result(module: AnsibleModule, result: ApplyResult) -> dict:
 
 def fail(module: AnsibleModule, error: GhostwardenError) -> None:
     module.fail_json(msg=str(error), **error.to_result())
+
+
+def run_module(module: AnsibleModule, run: Callable[[AnsibleModule], dict], *, netlink: bool) -> None:
+    """The whole ``main()`` after the argspec: library checks, one error hierarchy to fail_json, warnings."""
+    require_libraries(module, netlink=netlink)
+    try:
+        result = run(module)
+    except GhostwardenError as error:
+        fail(module, error)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    module.exit_json(**result)

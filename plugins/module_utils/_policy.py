@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
+from typing import Any
 
 # Re-exported so that callers keep finding the library flags (HAS_..., ..._IMPORT_ERROR) here.
 from ansible_collections.ghostwarden.core.plugins.module_utils._deps import (  # pylint: disable=unused-import
@@ -475,6 +476,18 @@ def _parse_rule(data: object, path: str, issues: list[Issue]) -> Rule | None:
 # --------------------------------------------------------------------------- the original CLI's format
 
 
+def _parse_items(raw: object, path: str, what: str, parse: Callable[[object, str, list[Issue]], Any],
+                 issues: list[Issue]) -> list:
+    """Each item of the list ``raw`` (absent: none) parsed at ``path[index]``; the invalid ones left out."""
+    if raw is None:
+        return []
+    if not isinstance(raw, (list, tuple)):
+        issues.append(Issue(path, f"expected a list of {what}, got {_describe(raw)}"))
+        return []
+    parsed = (parse(item, f"{path}[{index}]", issues) for index, item in enumerate(raw))
+    return [item for item in parsed if item is not None]
+
+
 def _parse_service(data: object, path: str, issues: list[Issue]) -> tuple[str, tuple[PortRange, ...], tuple[str, ...]] | None:
     """One `services` entry: (protocol, ports, sources)."""
     if not isinstance(data, Mapping):
@@ -536,17 +549,7 @@ def _original_rules(data: Mapping, path: str, issues: list[Issue]) -> list[Rule]
         allowed_egress = _cidrs(
             data["allowed_egress_cidrs"], _join(path, "allowed_egress_cidrs"), "a CIDR", issues, allow_empty=True,
         ) or ()
-    services = []
-    raw_services = data.get("services")
-    if raw_services is not None:
-        services_path = _join(path, "services")
-        if not isinstance(raw_services, (list, tuple)):
-            issues.append(Issue(services_path, f"expected a list of services, got {_describe(raw_services)}"))
-        else:
-            for index, raw_service in enumerate(raw_services):
-                service = _parse_service(raw_service, f"{services_path}[{index}]", issues)
-                if service is not None:
-                    services.append(service)
+    services = _parse_items(data.get("services"), _join(path, "services"), "services", _parse_service, issues)
     if len(issues) > start:
         return None
 
@@ -613,17 +616,7 @@ def _parse_profile(
         else:
             actions[direction] = default_action
 
-    rules: list[Rule] = []
-    raw_rules = data.get("rules")
-    if raw_rules is not None:
-        rules_path = _join(path, "rules")
-        if not isinstance(raw_rules, (list, tuple)):
-            issues.append(Issue(rules_path, f"expected a list of rules, got {_describe(raw_rules)}"))
-        else:
-            for index, raw_rule in enumerate(raw_rules):
-                rule = _parse_rule(raw_rule, f"{rules_path}[{index}]", issues)
-                if rule is not None:
-                    rules.append(rule)
+    rules: list[Rule] = _parse_items(data.get("rules"), _join(path, "rules"), "rules", _parse_rule, issues)
     rules.extend(_original_rules(data, path, issues) or ())
 
     if len(issues) > start:

@@ -846,16 +846,21 @@ class _Parser:
 
     # -- DHCP and DNS -----------------------------------------------------------------------
 
-    def parse_dhcp(self, value: object, path: str, l3: dict | None) -> Dhcp | None:
+    def switch_or_mapping(self, value: object, path: str, keys: tuple[str, ...]) -> dict | None:
+        """A section given as true/false or as a mapping of ``keys``: its settings, None when off or invalid."""
         if value is None or value is False:
             return None
         if value is True:
-            data: dict = {}
-        else:
-            data = self.mapping(value, path, "a boolean or a mapping")
-            if data is None:
-                return None
-            self.check_keys(data, _DHCP_KEYS, path)
+            return {}
+        data = self.mapping(value, path, "a boolean or a mapping")
+        if data is not None:
+            self.check_keys(data, keys, path)
+        return data
+
+    def parse_dhcp(self, value: object, path: str, l3: dict | None) -> Dhcp | None:
+        data = self.switch_or_mapping(value, path, _DHCP_KEYS)
+        if data is None:
+            return None
         enabled = self.get_bool(data, "enabled", path, True)
         lease_time = self.parse_lease_time(data, path)
         if enabled and l3 is not None and not l3:
@@ -1013,15 +1018,9 @@ class _Parser:
         return name
 
     def parse_dns(self, value: object, path: str, l3: dict | None) -> Dns | None:
-        if value is None or value is False:
+        data = self.switch_or_mapping(value, path, _DNS_KEYS)
+        if data is None:
             return None
-        if value is True:
-            data: dict = {}
-        else:
-            data = self.mapping(value, path, "a boolean or a mapping")
-            if data is None:
-                return None
-            self.check_keys(data, _DNS_KEYS, path)
         enabled = self.get_bool(data, "enabled", path, True)
         if enabled and l3 is not None and not l3:
             self.fail(path, "DNS needs an address on the network to listen on: set cidr and gw_ip")

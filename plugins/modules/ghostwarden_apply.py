@@ -287,15 +287,14 @@ from ansible_collections.ghostwarden.core.plugins.module_utils._compile import (
     read_topology_input,
     rendered_result,
 )
-from ansible_collections.ghostwarden.core.plugins.module_utils._errors import GhostwardenError, Issue, ValidationError
+from ansible_collections.ghostwarden.core.plugins.module_utils._errors import Issue, ValidationError
 from ansible_collections.ghostwarden.core.plugins.module_utils._gather import gather_topology
 from ansible_collections.ghostwarden.core.plugins.module_utils._module import (
     HOST_ARGUMENT_SPEC,
     apply_result,
     connection_sources,
-    fail,
     host_driver,
-    require_libraries,
+    run_module,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils._plan import empty_state
 from ansible_collections.ghostwarden.core.plugins.module_utils._probe import check_probes
@@ -378,14 +377,7 @@ def main() -> None:
                      ("state", "confirmed", ("confirm_token",))],
         supports_check_mode=True,
     )
-    require_libraries(module, netlink=module.params["state"] != "rendered")
-    try:
-        result = run(module)
-    except GhostwardenError as error:
-        fail(module, error)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    module.exit_json(**result)
+    run_module(module, run, netlink=module.params["state"] != "rendered")
 
 
 if __name__ == "__main__":

@@ -95,12 +95,10 @@ from dataclasses import asdict
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ghostwarden.core.plugins.module_utils._errors import GhostwardenError
 from ansible_collections.ghostwarden.core.plugins.module_utils._module import (
     HOST_ARGUMENT_SPEC,
-    fail,
     host_driver,
-    require_libraries,
+    run_module,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils._plan import empty_state
 
@@ -135,12 +133,7 @@ def run(module: AnsibleModule) -> dict:
 
 def main() -> None:
     module = AnsibleModule(argument_spec=dict(**HOST_ARGUMENT_SPEC), supports_check_mode=True)
-    require_libraries(module, netlink=True)
-    try:
-        result = run(module)
-    except GhostwardenError as error:
-        fail(module, error)
-    module.exit_json(**result)
+    run_module(module, run, netlink=True)
 
 
 if __name__ == "__main__":

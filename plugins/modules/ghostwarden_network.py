@@ -125,16 +125,14 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ghostwarden.core.plugins.module_utils._compile import compile_topology
 from ansible_collections.ghostwarden.core.plugins.module_utils._dnsmasq import instance_paths
-from ansible_collections.ghostwarden.core.plugins.module_utils._errors import GhostwardenError
 from ansible_collections.ghostwarden.core.plugins.module_utils._host import network_scope
 from ansible_collections.ghostwarden.core.plugins.module_utils._merge import with_network
 from ansible_collections.ghostwarden.core.plugins.module_utils._module import (
     HOST_ARGUMENT_SPEC,
     apply_result,
     connection_sources,
-    fail,
     host_driver,
-    require_libraries,
+    run_module,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils._topology import topology_to_dict
 
@@ -173,14 +171,7 @@ def main() -> None:
         required_if=[("state", "present", ("network",))],
         supports_check_mode=True,
     )
-    require_libraries(module, netlink=True)
-    try:
-        result = run(module)
-    except GhostwardenError as error:
-        fail(module, error)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    module.exit_json(**result)
+    run_module(module, run, netlink=True)
 
 
 if __name__ == "__main__":

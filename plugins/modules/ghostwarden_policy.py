@@ -137,16 +137,14 @@ generation:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ghostwarden.core.plugins.module_utils._compile import compile_topology
-from ansible_collections.ghostwarden.core.plugins.module_utils._errors import GhostwardenError
 from ansible_collections.ghostwarden.core.plugins.module_utils._host import ruleset_scope
 from ansible_collections.ghostwarden.core.plugins.module_utils._merge import with_policy
 from ansible_collections.ghostwarden.core.plugins.module_utils._module import (
     HOST_ARGUMENT_SPEC,
     apply_result,
     connection_sources,
-    fail,
     host_driver,
-    require_libraries,
+    run_module,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils._topology import topology_to_dict
 
@@ -185,14 +183,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    require_libraries(module, netlink=True)
-    try:
-        result = run(module)
-    except GhostwardenError as error:
-        fail(module, error)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    module.exit_json(**result)
+    run_module(module, run, netlink=True)
 
 
 if __name__ == "__main__":
