@@ -21,12 +21,13 @@ ANSIBLE_ENV := ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS_PATH) \
 	ANSIBLE_LOCALHOST_WARNING=false \
 	ANSIBLE_INVENTORY_UNPARSED_WARNING=false
 
-.PHONY: help deps units sanity integration test demo demo-clean bench clean
+.PHONY: help deps units fuzz sanity integration test demo demo-clean bench clean
 
 help:
 	@echo "make deps         install system packages (root) and .venv, link .cache/collections"
 	@echo "make sanity       ansible-test sanity on the working tree (scripts/sanity.sh)"
 	@echo "make units        pytest tests/unit"
+	@echo "make fuzz         the unit tests with fresh random examples for the property tests"
 	@echo "make integration  pytest tests/integration (root; lab network namespaces)"
 	@echo "make test         deps, sanity, units, integration; stops at the first failure"
 	@echo "make demo         deps, then ansible-playbook playbooks/demo.yml"
@@ -45,6 +46,9 @@ units: deps
 	@cd $(ROOT) && rc=0 && $(PYTHON) -m pytest tests/unit || rc=$$?; \
 	if [[ $$rc -eq 5 ]]; then echo "units: pytest collected no tests in tests/unit" >&2; fi; \
 	exit $$rc
+
+fuzz: deps
+	cd $(ROOT) && GHOSTWARDEN_FUZZ=1 $(PYTHON) -m pytest tests/unit
 
 integration: deps
 	@cd $(ROOT) && if [[ -z "$$(find tests/integration -name 'test_*.py' -print -quit 2>/dev/null)" ]]; then \

@@ -26,3 +26,14 @@ if not _LINK.exists():
 if str(COLLECTIONS_ROOT) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS_ROOT))
 os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", str(COLLECTIONS_ROOT))
+
+try:
+    from hypothesis import settings as _hypothesis_settings
+except ImportError:  # the integration tests do not need it
+    pass
+else:
+    # `make test` explores the same examples on every run, so that a red CI is a real regression
+    # and not the luck of the draw; `make fuzz` explores new ones (GHOSTWARDEN_FUZZ=1).
+    _hypothesis_settings.register_profile("reproducible", derandomize=True, print_blob=True)
+    _hypothesis_settings.register_profile("fuzz", print_blob=True)
+    _hypothesis_settings.load_profile("fuzz" if os.environ.get("GHOSTWARDEN_FUZZ") else "reproducible")

@@ -525,6 +525,14 @@ def _parse_service(data: object, path: str, issues: list[Issue]) -> tuple[str, t
     return protocol, ports, sources
 
 
+def _same_family(protocol: str, sources: tuple[str, ...]) -> tuple[str, ...]:
+    """The sources an ICMP rule can match (icmp: IPv4 only, icmpv6: IPv6 only); others unchanged."""
+    if protocol not in ("icmp", "icmpv6"):
+        return sources
+    family = 4 if protocol == "icmp" else 6
+    return tuple(cidr for cidr in sources if _families((cidr,)) == {family})
+
+
 def _service_rules(direction: str, services: list[tuple[str, tuple[PortRange, ...], tuple[str, ...]]]) -> list[Rule]:
     """Accept rules for `services`, one per (protocol, sources) in order of first appearance."""
     grouped: dict[tuple[str, tuple[str, ...]], list[PortRange]] = {}
@@ -558,16 +566,17 @@ def _original_rules(data: Mapping, path: str, issues: list[Issue]) -> list[Rule]
         # Services are what may come in, allowed_ingress_cidrs who may: a service with its own
         # source is open to that source, one without to allowed_ingress_cidrs (none: not at all).
         for protocol, ports, sources in services:
-            from_sources = sources or allowed_ingress
-            if protocol in ("icmp", "icmpv6"):
-                family = 4 if protocol == "icmp" else 6
-                from_sources = tuple(cidr for cidr in from_sources if _families((cidr,)) == {family})
+            from_sources = _same_family(protocol, sources or allowed_ingress)
             if from_sources:
                 ingress_services.append((protocol, ports, from_sources))
     rules = _service_rules("ingress", ingress_services)
     if not services and allowed_ingress:
         rules.append(Rule(direction="ingress", action="accept", sources=allowed_ingress))
-    rules.extend(_service_rules("host", services))
+    # An empty source list means "anyone"; a mixed one keeps only the addresses the ICMP version can match.
+    rules.extend(_service_rules("host", [
+        (protocol, ports, _same_family(protocol, sources) if sources else ())
+        for protocol, ports, sources in services
+    ]))
     if allowed_egress:
         rules.append(Rule(direction="egress", action="accept", destinations=allowed_egress))
     return rules
