@@ -107,7 +107,7 @@ def render_ruleset(topology: Topology, extra_management: Sequence[str] = ()) -> 
     runs over). The output depends only on the arguments' values: sorted,
     byte-identical across runs and hash seeds.
     """
-    _require_netaddr()
+    require_netaddr()
     extra = _parse_extra_management(extra_management)
     builder = _TableBuilder(topology)
     builder.build(extra)
@@ -150,7 +150,7 @@ def normalise_ruleset(text: str) -> str:
 # Checks on the values that end up in nft syntax (the parser validates; this is the last guard)
 
 
-def _require_netaddr() -> None:
+def require_netaddr() -> None:
     if netaddr is None:
         raise RenderError("the Python library netaddr is required to render the nft ruleset")
 

@@ -1517,7 +1517,7 @@ def _forward_order(forward: Forward) -> tuple:
             forward.public_ip or "", forward.dst_ip, forward.dst_port.first)
 
 
-def _require_netaddr() -> None:
+def require_netaddr() -> None:
     if netaddr is None:
         raise GhostwardenError("the Python library netaddr is required to validate a topology (pip install netaddr)")
 
@@ -1528,7 +1528,7 @@ def parse_topology(data: object, *, path: str = "") -> Topology:
     Raises :class:`ValidationError` carrying every issue found; ``path`` prefixes every
     field path. Dangerous but valid requests end up in ``Topology.warnings``.
     """
-    _require_netaddr()
+    require_netaddr()
     parser = _Parser(path)
     topology = parser.topology(data)
     if parser.issues or topology is None:
