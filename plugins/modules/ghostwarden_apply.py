@@ -113,6 +113,9 @@ requirements:
   - PyYAML (for YAML topology files)
   - tomli on Python older than 3.11 (for TOML topology files)
 notes:
+  - On a Proxmox VE node whose firewall is active, a warning names every bridge that pve-firewall (guest NICs with
+    C(firewall=1)) and a network's policy profile would both filter; see M(ghostwarden.core.ghostwarden_info)'s
+    RV(ghostwarden.core.ghostwarden_info#module:proxmox).
   - The topology's built-in policy profiles are C(routed-tight), C(public-web), C(l2-lan), C(proxmox-cluster),
     C(proxmox-storage), C(proxmox-backup) and C(proxmox-dmz); see C(docs/policy-profiles.md).
 seealso:
@@ -298,6 +301,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils._module import (
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils._plan import empty_state
 from ansible_collections.ghostwarden.core.plugins.module_utils._probe import check_probes
+from ansible_collections.ghostwarden.core.plugins.module_utils._proxmox_host import detect_proxmox, double_filtering_warnings
 from ansible_collections.ghostwarden.core.plugins.module_utils._topology import parse_topology, topology_to_dict
 
 
@@ -350,7 +354,9 @@ def run(module: AnsibleModule) -> dict:
         result = driver.apply(compiled.desired, check_mode=module.check_mode, want_after=module._diff,
                               topology=topology_to_dict(compiled.topology), probes=params["probes"],
                               confirm_timeout=0 if module.check_mode else confirm_window(params), history_keep=keep)
-        output = {**apply_result(module, result), "warnings": list(compiled.topology.warnings),
+        filtered = [network.iface for network in compiled.topology.networks if network.policy_profile]
+        warnings = [*compiled.topology.warnings, *double_filtering_warnings(detect_proxmox(), filtered)]
+        output = {**apply_result(module, result), "warnings": warnings,
                   "topology": topology_to_dict(compiled.topology), "ruleset": compiled.ruleset}
         if result.probes:
             output["probes"] = result.probes

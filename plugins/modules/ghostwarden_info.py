@@ -13,6 +13,7 @@ description:
   - Returns the host's links (those the collection owns and the foreign ones, bridges among them), their
     addresses, the owned C(inet ghostwarden) nft table with its counters, the dnsmasq instances and their
     DHCP leases per network, and the topology recorded by the last apply.
+  - Says whether the host is a Proxmox VE node (RV(proxmox)), from files only, so that no API credentials are needed.
   - Reads only; never changes the host.
 author:
   - ghostwarden.core maintainers (@ghostwarden)
@@ -89,6 +90,39 @@ generation:
   returned: success
   type: int
   sample: 3
+proxmox:
+  description:
+    - Whether the host is a Proxmox VE node and what its firewall does, read from the dpkg database and C(/etc/pve).
+    - C(firewall_bridges) are the bridges of guest NICs with C(firewall=1), which pve-firewall filters when
+      C(firewall_active); M(ghostwarden.core.ghostwarden_apply) warns when a network's policy profile filters
+      one of them too.
+  returned: success
+  type: dict
+  contains:
+    node:
+      description: The package pve-manager is installed.
+      type: bool
+    version:
+      description: The version of pve-manager, or null.
+      type: str
+    cluster_name:
+      description: The corosync cluster's name, or null when the node is not in a cluster.
+      type: str
+    firewall_enabled:
+      description: The cluster firewall is enabled (C(enable: 1) in C(/etc/pve/firewall/cluster.fw)).
+      type: bool
+    firewall_running:
+      description: The firewall daemon (pve-firewall or proxmox-firewall) runs.
+      type: bool
+    firewall_active:
+      description: Both of the above.
+      type: bool
+    firewall_bridges:
+      description: Bridges with guest NICs that have C(firewall=1).
+      type: list
+      elements: str
+  sample: {node: true, version: 8.2.4, cluster_name: lab, firewall_enabled: true, firewall_running: true,
+           firewall_active: true, firewall_bridges: [vmbr0]}
 """
 
 from dataclasses import asdict
@@ -101,6 +135,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils._module import (
     run_module,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils._plan import empty_state
+from ansible_collections.ghostwarden.core.plugins.module_utils._proxmox_host import detect_proxmox
 
 
 def _plain(value):
@@ -128,6 +163,7 @@ def run(module: AnsibleModule) -> dict:
             "leases": {network: driver.dnsmasq.leases(network) for network in status},
             "topology": records.topology,
             "generation": records.generation,
+            "proxmox": detect_proxmox(),
         }
 
 
