@@ -1,0 +1,136 @@
+# Copyright (c) ghostwarden.core contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Controller side of ``proxmox_attach``: one guest lookup per play host instead of one per guest.
+
+Each run of the module is a new process, so on its own it would ask ``/cluster/resources``
+for every guest. When the task runs on the controller (local connection), this plugin asks
+once, with the same client the module uses, keeps the guest map for the rest of the worker
+process (a loop over guests runs in one worker) and hands the module ``node``,
+``guest_type`` and ``guest_status``. Anything unusual - a remote connection, options it cannot
+read, a guest not in the map, an API error - leaves the lookup to the module, which then fails
+with its usual message if something is really wrong.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+from ansible_collections.ghostwarden.core.plugins.module_utils._errors import GhostwardenError
+from ansible_collections.ghostwarden.core.plugins.module_utils._proxmox import (
+    DEFAULT_PORT,
+    ConnectionParams,
+    Guest,
+    ProxmoxClient,
+)
+
+display = Display()
+
+MODULE = "ghostwarden.core.proxmox_attach"
+# option -> environment fallback, as in the module's argument spec
+ENVIRONMENT = {
+    "api_host": "PROXMOX_HOST",
+    "api_port": "PROXMOX_PORT",
+    "api_user": "PROXMOX_USER",
+    "api_password": "PROXMOX_PASSWORD",
+    "api_token_id": "PROXMOX_TOKEN_ID",
+    "api_token_secret": "PROXMOX_TOKEN_SECRET",
+    "validate_certs": "PROXMOX_VALIDATE_CERTS",
+    "ca_path": "PROXMOX_CA_PATH",
+}
+HINTS = ("node", "guest_type", "guest_status")
+DEFAULT_TIMEOUT = 30
+
+# (api_host, api_port, identity, inventory_hostname) -> the cluster's guests, for this worker process.
+_GUESTS: dict[tuple[str, int, str, str], tuple[Guest, ...]] = {}
+
+
+class ActionModule(ActionBase):
+    """Run ``proxmox_attach`` with the guest's node, type and state looked up once per play host."""
+
+    TRANSFERS_FILES = False
+    _supports_check_mode = True
+    _supports_async = True
+
+    def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        del tmp
+        module_name = getattr(self._task, "resolved_action", None) or MODULE
+        arguments = dict(self._task.args)
+        guest = self._guest(arguments, task_vars or {})
+        if guest is not None:
+            arguments.pop("name", None)
+            arguments.update(vmid=guest.vmid, node=guest.node, guest_type=guest.type)
+            if guest.status in ("running", "stopped"):
+                arguments["guest_status"] = guest.status
+        result.update(self._execute_module(module_name=module_name, module_args=arguments, task_vars=task_vars,
+                                           wrap_async=self._task.async_val))
+        return result
+
+    def _guest(self, arguments: dict[str, Any], task_vars: dict[str, Any]) -> Guest | None:
+        """The guest from this worker's map (looked up on the first use), or None to let the module look."""
+        if self._connection.transport != "local" or any(arguments.get(hint) is not None for hint in HINTS):
+            return None
+        if self._environment_names_proxmox():
+            return None  # the module would see other PROXMOX_* values than this process
+        params = _connection_params(arguments)
+        vmid, name = arguments.get("vmid"), arguments.get("name")
+        if params is None or (vmid is None) == (name is None):
+            return None
+        try:
+            vmid = int(vmid) if vmid is not None else None
+        except (TypeError, ValueError):
+            return None
+        key = (params.api_host, params.api_port, params.identity, str(task_vars.get("inventory_hostname", "")))
+        guests = _GUESTS.get(key)
+        if guests is None:
+            try:
+                guests = ProxmoxClient.connect(params).guests()
+            except GhostwardenError as error:
+                display.vvv(f"proxmox_attach: no guest lookup on the controller ({error}); the module looks itself")
+                return None
+            _GUESTS[key] = guests
+            display.vvv(f"proxmox_attach: {len(guests)} guests of {params.api_host} cached for this worker")
+        matches = [guest for guest in guests if (guest.vmid == vmid if vmid is not None else guest.name == name)]
+        return matches[0] if len(matches) == 1 else None
+
+    def _environment_names_proxmox(self) -> bool:
+        environment = self._task.environment
+        if not environment:
+            return False
+        entries = environment if isinstance(environment, list) else [environment]
+        for entry in entries:
+            if not isinstance(entry, dict):
+                return True  # a template we cannot read here: be safe
+            if any(str(name).startswith("PROXMOX_") for name in entry):
+                return True
+        return False
+
+
+def _connection_params(arguments: dict[str, Any]) -> ConnectionParams | None:
+    """The module's connection options as its argument spec would read them, or None when unsure."""
+    values: dict[str, Any] = {}
+    for option, variable in ENVIRONMENT.items():
+        value = arguments.get(option)
+        values[option] = value if value is not None else os.environ.get(variable)
+    if not values["api_host"]:
+        return None
+    try:
+        return ConnectionParams(
+            api_host=str(values["api_host"]),
+            api_port=int(values["api_port"]) if values["api_port"] is not None else DEFAULT_PORT,
+            api_user=str(values["api_user"]) if values["api_user"] else None,
+            api_password=str(values["api_password"]) if values["api_password"] else None,
+            api_token_id=str(values["api_token_id"]) if values["api_token_id"] else None,
+            api_token_secret=str(values["api_token_secret"]) if values["api_token_secret"] else None,
+            validate_certs=boolean(values["validate_certs"]) if values["validate_certs"] is not None else True,
+            ca_path=os.path.expanduser(str(values["ca_path"])) if values["ca_path"] else None,
+            timeout=int(arguments.get("api_timeout") or DEFAULT_TIMEOUT),
+        )
+    except (TypeError, ValueError):
+        return None
