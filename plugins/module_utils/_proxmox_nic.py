@@ -524,14 +524,15 @@ def stays_pending(guest_type: str, running: bool, hotplug: str | None, before: M
     """Whether PVE will leave this NIC change pending until the guest restarts.
 
     Only a running QEMU VM without the ``network`` hotplug feature does that, for adding or
-    removing a NIC or changing its model, MAC, queues or MTU (qemu-server's
-    ``vmconfig_update_net``); bridge, tag, trunks, firewall, rate and link_down change live.
+    removing a NIC or changing its model, MAC, queues or MTU or whether it has a bridge at all
+    (qemu-server's ``vmconfig_update_net``); bridge, tag, trunks, firewall, rate and link_down
+    change live.
     Containers change their NICs live.
     """
     if guest_type != QEMU or not running or before == after or "network" in hotplug_features(hotplug):
         return False
-    if before is None or after is None:
-        return True
+    if before is None or after is None or not (before.get("bridge") and after.get("bridge")):
+        return True  # plugging, unplugging, and moving to or from user-mode networking need hotplug
     return any(before.get(key) != after.get(key) for key in QEMU_REPLUG_KEYS)
 
 

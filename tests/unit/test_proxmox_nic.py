@@ -316,6 +316,7 @@ def test_what_stays_pending_on_a_running_vm_without_network_hotplug() -> None:
     assert stays_pending(QEMU, True, "disk,usb", before, replug) is True
     assert stays_pending(QEMU, True, "disk,usb", None, before) is True
     assert stays_pending(QEMU, True, "disk,usb", before, None) is True
+    assert stays_pending(QEMU, True, "disk,usb", {"model": "e1000", "macaddr": MAC}, before) is True
     assert stays_pending(QEMU, True, None, before, replug) is False
     assert stays_pending(QEMU, False, "0", before, replug) is False
     assert stays_pending(LXC, True, "0", None, {"name": "eth0"}) is False
