@@ -1,0 +1,469 @@
+#!/usr/bin/python
+# Copyright (c) ghostwarden.core contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: netns_lab
+short_description: Build or tear down a lab of network namespaces on this machine
+version_added: 0.1.0
+description:
+  - Builds a lab of network namespaces that stands in for a small site - N hosts (nodes) joined by an underlay,
+    an "internet" they reach over a second network, and clients behind each node - so that topologies, roles
+    and playbooks can be tried with real traffic without touching the machine's own interfaces.
+  - "Namespaces: C(<name>-sw), the lab switch, with the bridges C(underlay) and C(wan); C(<name>-inet), the
+    internet, with C(eth0) on the wan (the wan network's first address, no default route); C(<name>-<node>) per
+    node with C(eth0) on the underlay and C(up0) on the wan (the network's address + 10 + the node's number) and a
+    default route via the internet; C(<name>-<node>-<client>) per client, whose C(eth0) is the peer of the port
+    C(port) of O(clients) in the node's namespace (left up, without address, for a topology to enslave)."
+  - Every veth pair is created inside a lab namespace (C(ip -n <ns> link add ... netns <other>)); the root
+    namespace gets no link, address or route, and no lab namespace has an interface outside the lab, so no
+    packet leaves it. IPv6 duplicate address detection is off in every lab namespace.
+  - Each lab namespace is marked with the alias C(ghostwarden-lab:<name>) on its loopback; namespaces with the
+    lab's prefix and without the mark are never touched. Marked namespaces the spec no longer has (a node
+    removed from O(nodes)) are torn down.
+  - Clients with C(http: true) in O(clients) run C(busybox httpd -f -p 80 -h <state_root>/www/<node>-<client>), whose
+    C(index.html) says C(<node>-<client>), detached, with its output in C(<state_root>/log/).
+  - O(state=absent) stops every process inside the lab's namespaces (dnsmasq, confirm timers, servers), deletes
+    the namespaces and removes O(state_root).
+  - Must run as root on the machine that holds the lab (the controller, usually with the local connection).
+author:
+  - ghostwarden.core maintainers (@ghostwarden)
+extends_documentation_fragment:
+  - ghostwarden.core._attributes
+  - ghostwarden.core._attributes.platform
+attributes:
+  idempotent:
+    support: full
+  check_mode:
+    support: full
+    details: Check mode observes the lab and returns the steps a real run would execute, changing nothing.
+  diff_mode:
+    support: full
+    details: The diff lists, per namespace, the lab's links, addresses, default routes, sysctls and servers,
+      and the lab's directories and files, before and after.
+options:
+  name:
+    description:
+      - The lab's name, 1-8 characters a-z and 0-9; it starts the name of every namespace of the lab.
+    type: str
+    default: gwlab
+  nodes:
+    description:
+      - The nodes, as a list of names (a letter a-z, then up to 11 of a-z and 0-9; not C(sw) or C(inet)), or as a
+        number N for C(node1) ... C(nodeN). A node's number is its position in the list, from 1.
+    type: raw
+    default: 3
+  underlay_cidr:
+    description:
+      - The network joining the nodes' C(eth0); node I gets the network's address + 10 + I.
+      - The network must have room for every node; the module refuses more nodes than fit.
+    type: str
+    default: 192.0.2.0/24
+  wan_cidr:
+    description:
+      - The network between the nodes' C(up0) and the internet namespace, which gets the network's first address;
+        node I gets the network's address + 10 + I.
+    type: str
+    default: 198.51.100.0/24
+  clients:
+    description:
+      - Clients behind the nodes, as a list (the same clients behind every node) or as a mapping of node name to
+        that node's list. Each client is a mapping with the keys below.
+      - C(name) (required) - a letter a-z and up to 7 of a-z and 0-9, unique behind its node.
+      - C(port) (required) - the name of the client's veth end in the node's namespace (at most 15 of A-Z, a-z,
+        0-9, C(_), C(.), C(-)), unique behind its node.
+      - C(mac) - the MAC of the client's C(eth0); by default the locally administered C(02:67:77:NN:CC:01), NN the
+        node's number and CC the client's position behind it, in hex. Every client of the lab needs its own MAC.
+      - C(address) - a static address with prefix for the client's C(eth0), for example C(10.33.0.10/24).
+      - C(gateway) - the client's default gateway; needs C(address).
+      - C(http) - V(true) runs a web server on port 80 in the client's namespace (default V(false)).
+    type: raw
+    default: []
+  state_root:
+    description:
+      - The lab's directory - its record C(lab.json), per node C(<state_root>/<node>) with C(state/) and
+        C(systemd/) for the node's ghostwarden state and boot units, the web servers' documents and the logs.
+      - The module refuses a directory that is not empty and is not this lab's; O(state=absent) removes it.
+      - Defaults to C(/run/ghostwarden-lab/<name>).
+    type: str
+  state:
+    description:
+      - V(present) builds the lab, or repairs what differs; V(absent) removes it.
+    type: str
+    default: present
+    choices: [present, absent]
+requirements:
+  - netaddr
+  - ip (iproute2), and busybox and setsid for clients with C(http)
+  - root on the machine that holds the lab
+notes:
+  - The role P(ghostwarden.core.lab#role) calls this module and writes an inventory of the lab for the
+    P(ghostwarden.core.netns#connection) connection.
+  - Addresses the lab owns are those in O(underlay_cidr), O(wan_cidr) and a client's C(address)
+    network on the lab's interfaces; other addresses there (from a topology or a DHCP client) are left alone.
+seealso:
+  - plugin: ghostwarden.core.netns
+    plugin_type: connection
+  - module: ghostwarden.core.ghostwarden_apply
+"""
+
+EXAMPLES = r"""
+- name: A lab of two nodes, each with a client serving HTTP
+  ghostwarden.core.netns_lab:
+    name: demo
+    nodes: 2
+    clients:
+      - name: c1
+        port: dev1p
+        address: 10.33.0.10/24
+        gateway: 10.33.0.1
+        http: true
+  register: lab
+
+- name: Different clients behind each node
+  ghostwarden.core.netns_lab:
+    nodes: [pve1, pve2]
+    clients:
+      pve1: [{name: web, port: webp}]
+      pve2: [{name: db, port: dbp, mac: "02:00:00:00:02:01"}]
+
+- name: Remove the lab
+  ghostwarden.core.netns_lab:
+    name: demo
+    state: absent
+"""
+
+RETURN = r"""
+namespaces:
+  description: The lab's namespaces in creation order - switch, internet, nodes, clients.
+  returned: success
+  type: list
+  elements: str
+  sample: [gwlab-sw, gwlab-inet, gwlab-node1, gwlab-node1-c1]
+nodes:
+  description: The nodes with C(name), C(netns), C(underlay_address), C(wan_address), C(state_dir) and C(index).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{name: node1, netns: gwlab-node1, underlay_address: 192.0.2.11, wan_address: 198.51.100.11,
+            state_dir: /run/ghostwarden-lab/gwlab/node1, index: 1}]
+inet:
+  description: The internet namespace and its address.
+  returned: success
+  type: dict
+  sample: {netns: gwlab-inet, address: 198.51.100.1}
+clients:
+  description: The clients with C(node), C(name), C(netns), C(port), C(mac) and C(address) (null when not static).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{node: node1, name: c1, netns: gwlab-node1-c1, port: dev1p, mac: "02:67:77:01:01:01", address: null}]
+name:
+  description: The lab's name.
+  returned: success
+  type: str
+  sample: gwlab
+underlay_cidr:
+  description: The underlay network.
+  returned: success
+  type: str
+  sample: 192.0.2.0/24
+wan_cidr:
+  description: The wan network.
+  returned: success
+  type: str
+  sample: 198.51.100.0/24
+state_root:
+  description: The lab's directory.
+  returned: success
+  type: str
+  sample: /run/ghostwarden-lab/gwlab
+steps:
+  description:
+    - The steps executed (in check mode, due), in order, each with C(kind) and, as they apply, C(netns),
+      C(command), C(path), C(mode) and C(pids).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{kind: add_netns, netns: gwlab-sw, command: ip netns add gwlab-sw}]
+"""
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import tempfile
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ghostwarden.core.plugins.module_utils._errors import BackendError, GhostwardenError
+from ansible_collections.ghostwarden.core.plugins.module_utils._lab import (
+    LAB_RECORD,
+    LabSpec,
+    LabState,
+    ObservedLab,
+    ObservedNamespace,
+    ObservedProcess,
+    Plan,
+    StateRoot,
+    Step,
+    desired_lab,
+    desired_view,
+    empty_view,
+    lab_facts,
+    lab_namespaces,
+    observed_view,
+    parse_cmdline,
+    parse_default_routes,
+    parse_lab,
+    parse_links,
+    parse_netns_list,
+    parse_pids,
+    parse_sysctls,
+    plan_absent,
+    plan_present,
+)
+from ansible_collections.ghostwarden.core.plugins.module_utils._module import run_module
+
+# Seconds a stopped process gets to exit after SIGTERM, and again after SIGKILL.
+STOP_GRACE = 3.0
+# Seconds a started server gets to show up in its namespace.
+START_WAIT = 3.0
+POLL = 0.05
+
+
+class Host:
+    """Runs ``ip`` through ``module.run_command`` and reads ``/proc`` for the lab."""
+
+    def __init__(self, module: AnsibleModule) -> None:
+        self.module = module
+        self.ip = module.get_bin_path("ip", required=True)
+        self.lineage = _lineage(os.getpid())
+
+    def run(self, argv) -> str:
+        """Run ``argv`` (``ip`` found once); its output, or BackendError naming the command."""
+        resolved = [self.ip if index == 0 and word == "ip" else word for index, word in enumerate(argv)]
+        rc, stdout, stderr = self.module.run_command(resolved)
+        if rc != 0:
+            raise BackendError(shlex.join(argv), (stderr or stdout).strip() or f"exit status {rc}")
+        return stdout
+
+    def processes(self, netns: str) -> tuple:
+        """The processes in ``netns`` with their argv, leaving out this module and its ancestors."""
+        found = []
+        for pid in parse_pids(self.run(["ip", "netns", "pids", netns])):
+            if pid in self.lineage:
+                continue
+            argv = _cmdline(pid)
+            if argv is not None:
+                found.append(ObservedProcess(pid, argv))
+        return tuple(found)
+
+
+def _lineage(pid: int) -> frozenset:
+    """``pid`` and its ancestors: a teardown must not kill the play that runs it."""
+    chain = set()
+    while pid > 1 and pid not in chain:
+        chain.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as stat:
+                pid = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return frozenset(chain)
+
+
+def _cmdline(pid: int) -> tuple | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return parse_cmdline(cmdline.read())
+    except OSError:
+        return None
+
+
+def _gone(pid: int) -> bool:
+    """Exited, or a zombie (its sockets and files are closed already)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def _signal_and_wait(pids, sig: int) -> list:
+    """Send ``sig`` to ``pids`` and wait up to STOP_GRACE; the pids still alive."""
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + STOP_GRACE
+    alive = [pid for pid in pids if not _gone(pid)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(POLL)
+        alive = [pid for pid in alive if not _gone(pid)]
+    return alive
+
+
+def _stop(pids) -> list:
+    """SIGTERM, then SIGKILL what is left; the pids that survived both."""
+    alive = _signal_and_wait(pids, signal.SIGTERM)
+    return _signal_and_wait(alive, signal.SIGKILL) if alive else []
+
+
+def observe(host: Host, spec: LabSpec, desired: LabState) -> ObservedLab:
+    wanted = {namespace.name: namespace for namespace in desired.namespaces}
+    families = {}
+    for route in desired.routes:
+        families.setdefault(route.netns, set()).add(route.family)
+    namespaces = []
+    for name in lab_namespaces(spec, parse_netns_list(host.run(["ip", "-j", "netns", "list"]))):
+        links, addresses = parse_links(host.run(["ip", "-n", name, "-d", "-j", "address", "show"]), name)
+        routes = ()
+        for family in sorted(families.get(name, ())):
+            routes += parse_default_routes(
+                host.run(["ip", "-n", name, f"-{family}", "-j", "route", "show", "default"]), family, name)
+        keys = [key for key, _ in wanted[name].sysctls] if name in wanted else []
+        sysctls = parse_sysctls(keys, host.run(["ip", "netns", "exec", name, "sysctl", "-n", *keys]), name) \
+            if keys else ()
+        namespaces.append(ObservedNamespace(name, links, addresses, routes, sysctls, host.processes(name)))
+    files = []
+    for path, _ in desired.files:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as existing:
+                files.append((path, existing.read()))
+        except OSError:
+            continue
+    return ObservedLab(
+        namespaces=tuple(namespaces), state_root=_state_root(spec.state_root),
+        directories=tuple(path for path, _ in desired.directories if os.path.isdir(path)), files=tuple(files))
+
+
+def _state_root(path: str) -> StateRoot:
+    if not os.path.lexists(path):
+        return StateRoot(exists=False)
+    if not os.path.isdir(path) or os.path.islink(path):
+        return StateRoot(exists=True, empty=False)
+    owner = None
+    try:
+        with open(os.path.join(path, LAB_RECORD), encoding="utf-8") as record:
+            data = json.load(record)
+        owner = data.get("lab") if isinstance(data, dict) and isinstance(data.get("lab"), str) else None
+    except (OSError, ValueError):
+        owner = None
+    return StateRoot(exists=True, empty=not os.listdir(path), owner=owner)
+
+
+def _write_file(path: str, content: str) -> None:
+    """Write atomically: a reader sees the old file or the new one."""
+    directory = os.path.dirname(path)
+    handle, temporary = tempfile.mkstemp(prefix=".netns_lab-", dir=directory)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as output:
+            output.write(content)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def _log_tail(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as log:
+            lines = log.read().strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(lines[-3:]) or "(empty log)"
+
+
+def execute(host: Host, step: Step) -> list:
+    """Run one step; the warnings it has."""
+    kind = step.kind
+    try:
+        if kind == "make_directory":
+            os.makedirs(step.path, exist_ok=True)
+            os.chmod(step.path, step.mode)
+        elif kind == "write_file":
+            _write_file(step.path, step.content)
+        elif kind == "remove_directory":
+            shutil.rmtree(step.path)
+        elif kind == "stop_processes":
+            # Listed again: what runs there now is what must go before the namespace does.
+            survivors = _stop([process.pid for process in host.processes(step.netns)])
+            if survivors:
+                return [f"processes {', '.join(map(str, survivors))} in {step.netns} survived SIGKILL"]
+        elif kind == "stop_service":
+            # A pid seen when planning may belong to another program by now.
+            pids = [pid for pid in step.pids if (_cmdline(pid) or ())[:len(step.match)] == step.match]
+            survivors = _stop(pids)
+            if survivors:
+                return [f"server processes {', '.join(map(str, survivors))} in {step.netns} survived SIGKILL"]
+        elif kind == "start_service":
+            host.run(step.argv)
+            deadline = time.monotonic() + START_WAIT
+            while not any(process.argv == step.match for process in host.processes(step.netns)):
+                if time.monotonic() > deadline:
+                    raise BackendError(f"start_service in {step.netns}",
+                                       f"{shlex.join(step.match)} is not running; {step.path}: {_log_tail(step.path)}")
+                time.sleep(POLL)
+        else:
+            host.run(step.argv)
+    except OSError as error:
+        raise BackendError(f"{kind} {step.path or step.netns}", error.strerror or str(error)) from None
+    return []
+
+
+def run(module: AnsibleModule) -> dict:
+    if os.geteuid() != 0:
+        raise GhostwardenError(f"netns_lab must run as root (network namespaces need CAP_SYS_ADMIN); "
+                               f"it runs as uid {os.geteuid()}")
+    spec = parse_lab(module.params)
+    desired = desired_lab(spec, ipv6=os.path.isdir("/proc/sys/net/ipv6"))
+    host = Host(module)
+    if module.params["state"] == "present" and desired.services:
+        for tool in ("busybox", "setsid"):
+            module.get_bin_path(tool, required=True)
+    observed = observe(host, spec, desired)
+    plan: Plan
+    if module.params["state"] == "present":
+        plan = plan_present(spec, desired, observed)
+    else:
+        plan = plan_absent(spec, desired, observed)
+    warnings = list(plan.warnings)
+    if not module.check_mode:
+        for step in plan.steps:
+            warnings += execute(host, step)
+    result = dict(changed=bool(plan.steps), steps=[step.to_dict() for step in plan.steps], **lab_facts(spec))
+    if module._diff:
+        after = desired_view(desired) if module.params["state"] == "present" else empty_view()
+        result["diff"] = {"before": observed_view(spec, desired, observed), "after": after}
+    if warnings:
+        result["warnings"] = warnings
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type="str", default="gwlab"),
+            nodes=dict(type="raw", default=3),
+            underlay_cidr=dict(type="str", default="192.0.2.0/24"),
+            wan_cidr=dict(type="str", default="198.51.100.0/24"),
+            clients=dict(type="raw", default=[]),
+            state_root=dict(type="str"),
+            state=dict(type="str", default="present", choices=["present", "absent"]),
+        ),
+        supports_check_mode=True,
+    )
+    run_module(module, run, netlink=False)
+
+
+if __name__ == "__main__":
+    main()
