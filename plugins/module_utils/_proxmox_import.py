@@ -40,6 +40,8 @@ GUEST_PROFILE_PREFIX = "pve-guest-"
 _NAME_UNSAFE_RE = re.compile(r"[^A-Za-z0-9_-]")
 _DOTTED_VLAN_RE = re.compile(r"^(?P<parent>[A-Za-z0-9_][A-Za-z0-9_.@+-]*)\.(?P<vid>[0-9]{1,4})$")
 _PORT_RE = re.compile(r"^([0-9]{1,5})(?::([0-9]{1,5}))?$")
+# PVE's pve-node format.
+NODE_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$")
 _SCOPED_NAME_RE = re.compile(r"^(?:(?P<scope>dc|guest)/)?(?P<name>[A-Za-z][A-Za-z0-9_-]+)$")
 # Printable ASCII without quotes or backslashes, at most 64 characters (_policy's comment rule).
 _COMMENT_UNSAFE_RE = re.compile(r"[^\x20-\x21\x23-\x26\x28-\x5b\x5d-\x5f\x61-\x7e]")
@@ -893,6 +895,8 @@ def read_proxmox(client: Any, node: str, *, include_firewall: bool = True, vmids
 
     Only the security groups that the rules read refer to are fetched.
     """
+    if not isinstance(node, str) or not NODE_RE.fullmatch(node):
+        raise ValidationError(Issue("node", f"{node!r} is not a node name (letters, digits and inner hyphens)"))
     interfaces = _list(client.get(f"/nodes/{node}/network"))
     if not include_firewall:
         if vmids:
