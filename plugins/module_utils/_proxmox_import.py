@@ -462,8 +462,8 @@ class _NetworkImport:
         path = self.path(iface)
         kind = self.kind(iface) or "unknown"
         if kind not in ("eth", "unknown"):
-            self.report.add(path, f"a {kind} interface is not created by a topology; networks may still use "
-                                  f"{iface} as an existing link (bridge port or VLAN parent)", item)
+            self.report.add(path, f"{iface} is of type {_text(item.get('type'))}, which a topology does not create; "
+                                  f"networks may still use it as an existing link (bridge port or VLAN parent)", item)
             return
         details = []
         for family in (4, 6):
@@ -647,7 +647,6 @@ class _FirewallImport:
             raise _RuleError(f"icmp-type {icmp_type}: profile rules match every ICMP type")
         sources = self.addresses(level, _text(rule.get("source"))) if _text(rule.get("source")) else []
         destinations = self.addresses(level, _text(rule.get("dest"))) if _text(rule.get("dest")) else []
-        families = {6 if ":" in cidr else 4 for cidr in sources + destinations}
         if sources and destinations and not ({6 if ":" in cidr else 4 for cidr in sources}
                                              & {6 if ":" in cidr else 4 for cidr in destinations}):
             raise _RuleError("its sources and destinations are of different address families, so it never matches")
@@ -655,19 +654,26 @@ class _FirewallImport:
         comment = _comment(rule.get("comment"))
         converted = []
         for protocol, ports in self.templates(rule):
-            wrong_family = {"icmp": 6, "icmpv6": 4}.get(protocol or "")
-            if wrong_family is not None and families == {wrong_family}:
-                raise _RuleError(f"protocol {protocol} with IPv{wrong_family} addresses only never matches")
+            # ICMP exists in IPv4 only, ICMPv6 in IPv6 only: pve-firewall puts such a rule in that family's
+            # ruleset alone, so addresses of the other family never match.
+            family = {"icmp": 4, "icmpv6": 6}.get(protocol or "")
+            matched_sources, matched_destinations = sources, destinations
+            if family is not None:
+                matched_sources = [cidr for cidr in sources if (6 if ":" in cidr else 4) == family]
+                matched_destinations = [cidr for cidr in destinations if (6 if ":" in cidr else 4) == family]
+                if len(matched_sources) < bool(sources) or len(matched_destinations) < bool(destinations):
+                    other = 6 if family == 4 else 4
+                    raise _RuleError(f"protocol {protocol} with IPv{other} addresses only never matches")
             for direction in directions:
                 entry: dict = {"direction": direction, "action": action}
                 if protocol:
                     entry["protocol"] = protocol
                 if ports:
                     entry["ports"] = ports
-                if sources:
-                    entry["sources"] = sources
-                if destinations:
-                    entry["destinations"] = destinations
+                if matched_sources:
+                    entry["sources"] = matched_sources
+                if matched_destinations:
+                    entry["destinations"] = matched_destinations
                 if log:
                     entry["log"] = True
                 if comment:
@@ -897,11 +903,11 @@ def read_proxmox(client: Any, node: str, *, include_firewall: bool = True, vmids
     """
     if not isinstance(node, str) or not NODE_RE.fullmatch(node):
         raise ValidationError(Issue("node", f"{node!r} is not a node name (letters, digits and inner hyphens)"))
+    if vmids and not include_firewall:
+        raise ValidationError(Issue("vmids", f"{list(vmids)} given with include_firewall false; guests are read "
+                                             f"for their firewall only"))
     interfaces = _list(client.get(f"/nodes/{node}/network"))
     if not include_firewall:
-        if vmids:
-            raise ValidationError(Issue("vmids", f"{list(vmids)} given with include_firewall false; guests are read "
-                                                 f"for their firewall only"))
         return ProxmoxData(node=node, interfaces=interfaces)
     cluster = _read_level(client.get, "cluster/firewall")
     guests = {}
