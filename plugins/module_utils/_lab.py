@@ -1006,9 +1006,11 @@ def plan_present(spec: LabSpec, desired: LabState, observed: ObservedLab) -> Pla
             if current is None:
                 continue
         words: List[str] = []
+        # Deleting a bridge releases its ports: a recreated bridge has none yet.
+        master = None if (link.netns, current.master) in fresh else current.master
         if link.mac is not None and (current.mac or "").lower() != link.mac:
             words += ["address", link.mac]
-        if link.master is not None and current.master != link.master:
+        if link.master is not None and master != link.master:
             words += ["master", link.master]
         if link.alias is not None and current.alias != link.alias:
             words += ["alias", link.alias]
