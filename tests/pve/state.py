@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.ghostwarden.core.tests.pve.schema import (
-    DEFAULT_HOTPLUG, FormatError, parse_hotplug_features, parse_property_string, print_property_string,
+    FormatError, parse_hotplug_features, parse_property_string, print_property_string,
 )
 
 
@@ -634,6 +634,3 @@ class Cluster:
             text = str(int(value)) if isinstance(value, bool) else str(value)
             result[key] = self.canonical_net(kind, key, text) if _is_net_key(key) else text
         return result
-
-    def hotplug_default(self) -> str:
-        return DEFAULT_HOTPLUG
