@@ -15,12 +15,14 @@ from ansible_collections.ghostwarden.core.plugins.module_utils._policy import pa
 from ansible_collections.ghostwarden.core.plugins.module_utils._proxmox_import import (
     CLUSTER_PROFILE,
     MACROS,
+    UNMAPPABLE_MACROS,
     FirewallConfig,
     ProxmoxData,
     import_proxmox,
     read_proxmox,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils._topology import parse_topology
+from ansible_collections.ghostwarden.core.tests.pve.state import FIREWALL_MACROS
 
 
 def run_import(interfaces: list[dict], **firewall: Any):
@@ -298,6 +300,11 @@ def test_macros_expand_to_one_rule_per_protocol() -> None:
     ]
 
 
+def test_every_macro_of_pve_firewall_is_mapped_or_has_a_reason() -> None:
+    assert set(MACROS) & set(UNMAPPABLE_MACROS) == set()
+    assert set(MACROS) | set(UNMAPPABLE_MACROS) == {name.lower() for name in FIREWALL_MACROS}
+
+
 def test_every_mapped_macro_gives_a_valid_profile() -> None:
     rules = [rule(index, macro=name) for index, name in enumerate(sorted(MACROS))]
     result = run_import([], cluster=cluster(rules))
@@ -306,8 +313,8 @@ def test_every_mapped_macro_gives_a_valid_profile() -> None:
 
 
 @pytest.mark.parametrize(("fields", "reason"), [
-    ({"macro": "Ping"}, "macro Ping has no equivalent: it matches ICMP type echo-request only; profile rules match "
-                        "every ICMP type"),
+    ({"macro": "Ping"}, "macro Ping has no equivalent: it matches ICMP/ICMPv6 type echo-request only; profile rules "
+                        "match every ICMP type"),
     ({"macro": "Frobnicate"}, "macro Frobnicate has no equivalent: the importer does not know it"),
     ({"macro": "SSH", "dport": "2222"}, "macro SSH with its own proto/dport"),
     ({"proto": "gre"}, "protocol gre has no equivalent (tcp, udp, sctp, icmp and icmpv6 have)"),
