@@ -376,14 +376,14 @@ def _gateway(value: object, address: Optional[Tuple[Any, int]], path: str, issue
 
 
 def _client_entries(value: object, node_names: Sequence[str],
-                    issues: List[Issue]) -> List[Tuple[str, str, List[Tuple[str, object]]]]:
-    """(node, list path, [(entry path, entry)]) for every node that has clients, in node order.
+                    issues: List[Issue]) -> List[Tuple[str, List[Tuple[str, object]]]]:
+    """(node, [(entry path, entry)]) for every node that has clients, in node order.
 
     A list gives every node the same clients; a mapping gives each named node its own.
     """
     if isinstance(value, (list, tuple)):
         entries = [(f"clients[{position}]", entry) for position, entry in enumerate(value)]
-        return [(node, "clients", entries) for node in node_names if node]
+        return [(node, entries) for node in node_names if node]
     if not isinstance(value, Mapping):
         issues.append(Issue("clients", f"expected a list of clients (behind every node) or a mapping of node name to "
                                        f"its clients, got {_kind(value)} {_show(value)}"))
@@ -398,7 +398,7 @@ def _client_entries(value: object, node_names: Sequence[str],
             issues.append(Issue(path, f"expected a list of clients, got {_kind(clients)} {_show(clients)}"))
         else:
             by_node[node] = [(f"{path}[{position}]", entry) for position, entry in enumerate(clients)]
-    return [(node, "clients", by_node[node]) for node in node_names if node in by_node]
+    return [(node, by_node[node]) for node in node_names if node in by_node]
 
 
 def _clients(value: object, spec_name: str, node_names: Sequence[str], issues: List[Issue]) -> List[LabClient]:
@@ -413,7 +413,7 @@ def _clients(value: object, spec_name: str, node_names: Sequence[str], issues: L
             reported.add((issue.path, issue.message))
             issues.append(issue)
 
-    for node, _, entries in _client_entries(value, node_names, issues):
+    for node, entries in _client_entries(value, node_names, issues):
         node_index = node_names.index(node) + 1
         behind = "" if shared else f" behind node {node}"
         names: Dict[str, str] = {}
@@ -601,6 +601,10 @@ class NamespaceSpec:
     role: str
     sysctls: Tuple[Tuple[str, str], ...]
 
+    @property
+    def sysctl_keys(self) -> Tuple[str, ...]:
+        return tuple(key for key, value in self.sysctls)
+
 
 @dataclass(frozen=True)
 class LabState:
@@ -616,6 +620,14 @@ class LabState:
     @property
     def namespace_names(self) -> Tuple[str, ...]:
         return tuple(namespace.name for namespace in self.namespaces)
+
+    @property
+    def directory_paths(self) -> Tuple[str, ...]:
+        return tuple(path for path, mode in self.directories)
+
+    @property
+    def file_paths(self) -> Tuple[str, ...]:
+        return tuple(path for path, content in self.files)
 
 
 def httpd_directory(spec: LabSpec, client: LabClient) -> str:
@@ -979,8 +991,8 @@ def plan_present(spec: LabSpec, desired: LabState, observed: ObservedLab) -> Pla
         current = found.link(link.name) if found is not None else None
         if current is None or current.kind != "bridge":
             delete(link.netns, link.name)
-            creations.append(Step("add_link", netns=link.netns, argv=_ip(link.netns, "link", "add", link.name,
-                                                                          "type", "bridge")))
+            creations.append(Step("add_link", netns=link.netns,
+                                  argv=_ip(link.netns, "link", "add", link.name, "type", "bridge")))
             fresh[(link.netns, link.name)] = ObservedLink(link.name, "bridge", 0, None, False, None, None, None)
     for veth in desired.veths:
         if _paired(veth, observed):
@@ -1123,7 +1135,7 @@ def desired_view(desired: LabState) -> dict:
         lines[route.netns].append(f"route -{route.family} default via {route.gateway} dev {route.dev}")
     for service in desired.services:
         lines[service.netns].append(f"process {shlex.join(service.argv)}")
-    return {"namespaces": lines, "directories": [path for path, _ in desired.directories],
+    return {"namespaces": lines, "directories": list(desired.directory_paths),
             "files": dict(desired.files)}
 
 
@@ -1142,7 +1154,7 @@ def observed_view(spec: LabSpec, desired: LabState, observed: ObservedLab) -> di
                                      for link in namespace.links]
             continue
         current = dict(namespace.sysctls)
-        lines[namespace.name] = [f"sysctl {key}={current[key]}" for key, _ in spec_namespace.sysctls if key in current]
+        lines[namespace.name] = [f"sysctl {key}={current[key]}" for key in spec_namespace.sysctl_keys if key in current]
     for link in desired.links:
         found = observed.namespace(link.netns)
         current = found.link(link.name) if found is not None else None
@@ -1175,7 +1187,7 @@ def observed_view(spec: LabSpec, desired: LabState, observed: ObservedLab) -> di
             lines[namespace.name] += [f"process {shlex.join(process.argv)}" for process in namespace.processes
                                       if _is_lab_service(spec, process.argv)]
     existing = set(observed.directories)
-    return {"namespaces": lines, "directories": [path for path, _ in desired.directories if path in existing],
+    return {"namespaces": lines, "directories": [path for path in desired.directory_paths if path in existing],
             "files": dict(observed.files)}
 
 

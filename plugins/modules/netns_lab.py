@@ -24,7 +24,7 @@ description:
   - Each lab namespace is marked with the alias C(ghostwarden-lab:<name>) on its loopback; namespaces with the
     lab's prefix and without the mark are never touched. Marked namespaces the spec no longer has (a node
     removed from O(nodes)) are torn down.
-  - Clients with C(http: true) in O(clients) run C(busybox httpd -f -p 80 -h <state_root>/www/<node>-<client>), whose
+  - Clients with C(http) set to V(true) in O(clients) run C(busybox httpd -f -p 80 -h <state_root>/www/<node>-<client>), whose
     C(index.html) says C(<node>-<client>), detached, with its output in C(<state_root>/log/).
   - O(state=absent) stops every process inside the lab's namespaces (dnsmasq, confirm timers, servers), deletes
     the namespaces and removes O(state_root).
@@ -328,12 +328,12 @@ def observe(host: Host, spec: LabSpec, desired: LabState) -> ObservedLab:
         for family in sorted(families.get(name, ())):
             routes += parse_default_routes(
                 host.run(["ip", "-n", name, f"-{family}", "-j", "route", "show", "default"]), family, name)
-        keys = [key for key, _ in wanted[name].sysctls] if name in wanted else []
+        keys = list(wanted[name].sysctl_keys) if name in wanted else []
         sysctls = parse_sysctls(keys, host.run(["ip", "netns", "exec", name, "sysctl", "-n", *keys]), name) \
             if keys else ()
         namespaces.append(ObservedNamespace(name, links, addresses, routes, sysctls, host.processes(name)))
     files = []
-    for path, _ in desired.files:
+    for path in desired.file_paths:
         try:
             with open(path, encoding="utf-8", errors="replace") as existing:
                 files.append((path, existing.read()))
@@ -341,7 +341,7 @@ def observe(host: Host, spec: LabSpec, desired: LabState) -> ObservedLab:
             continue
     return ObservedLab(
         namespaces=tuple(namespaces), state_root=_state_root(spec.state_root),
-        directories=tuple(path for path, _ in desired.directories if os.path.isdir(path)), files=tuple(files))
+        directories=tuple(path for path in desired.directory_paths if os.path.isdir(path)), files=tuple(files))
 
 
 def _state_root(path: str) -> StateRoot:

@@ -105,7 +105,7 @@ def observed_from(spec, desired: LabState, *, ipv6_link_local: bool = True) -> O
                           tuple(routes[namespace.name]), namespace.sysctls, tuple(processes[namespace.name]))
         for namespace in desired.namespaces)
     return ObservedLab(namespaces=namespaces, state_root=StateRoot(exists=True, empty=False, owner=spec.name),
-                       directories=tuple(path for path, _ in desired.directories), files=desired.files)
+                       directories=desired.directory_paths, files=desired.files)
 
 
 def replace_namespace(observed: ObservedLab, name: str, **changes) -> ObservedLab:
@@ -402,7 +402,7 @@ def test_directories_files_and_the_web_server():
     assert desired.directories == (
         ("/srv/lab", 0o755), ("/srv/lab/log", 0o755), ("/srv/lab/node1", 0o755), ("/srv/lab/node1/state", 0o700),
         ("/srv/lab/node1/systemd", 0o755), ("/srv/lab/www", 0o755), ("/srv/lab/www/node1-c1", 0o755))
-    assert [path for path, _ in desired.files] == ["/srv/lab/lab.json", "/srv/lab/www/node1-c1/index.html"]
+    assert list(desired.file_paths) == ["/srv/lab/lab.json", "/srv/lab/www/node1-c1/index.html"]
     assert dict(desired.files)["/srv/lab/www/node1-c1/index.html"] == "node1-c1\n"
     record = json.loads(dict(desired.files)["/srv/lab/lab.json"])
     assert record["lab"] == "t" and record["namespaces"] == list(spec.namespaces)
@@ -579,8 +579,8 @@ def test_a_node_left_out_of_the_spec_is_torn_down_but_unmarked_namespaces_stay(b
     foreign = ObservedNamespace("t1-other", (ObservedLink("lo", "loopback", 1, None, True, None, None, None),))
     observed = dataclasses.replace(observed, namespaces=observed.namespaces + (foreign,))
     plan = plan_present(smaller, desired_lab(smaller), observed)
-    removed = [(step.kind, step.netns, step.pids) for step in plan.steps if step.kind in ("stop_processes",
-                                                                                        "delete_netns")]
+    removed = [(step.kind, step.netns, step.pids) for step in plan.steps
+               if step.kind in ("stop_processes", "delete_netns")]
     assert removed == [
         ("delete_netns", "t1-node2", ()),
         ("stop_processes", "t1-node2-c1", (4001,)),
@@ -592,7 +592,7 @@ def test_a_node_left_out_of_the_spec_is_torn_down_but_unmarked_namespaces_stay(b
 
 
 def test_a_server_no_longer_wanted_is_stopped(built):
-    spec, _, observed = built
+    observed = built[2]
     quiet = lab(name="t1", nodes=2, clients=[dict(TWO_CLIENTS[0], http=False), TWO_CLIENTS[1]],
                 state_root="/run/t1")
     plan = plan_present(quiet, desired_lab(quiet), observed)
@@ -725,5 +725,5 @@ def test_steps_report_without_contents():
                                                                            "path": "/run/t", "mode": "0700"}
     assert Step("add_netns", netns="t-sw", argv=("ip", "netns", "add", "t-sw")).to_dict() == {
         "kind": "add_netns", "netns": "t-sw", "command": "ip netns add t-sw"}
-    assert Step("stop_processes", netns="t-sw", pids=(3, 4)).to_dict() == {"kind": "stop_processes", "netns": "t-sw",
-                                                                            "pids": [3, 4]}
+    assert Step("stop_processes", netns="t-sw", pids=(3, 4)).to_dict() == {
+        "kind": "stop_processes", "netns": "t-sw", "pids": [3, 4]}
