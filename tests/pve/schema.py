@@ -420,7 +420,7 @@ def _ipv6(value: str) -> bool:
 
 
 def _cidr(value: str, family: int) -> bool:
-    address, _, bits = value.partition("/")
+    address, _slash, bits = value.partition("/")
     if not re.fullmatch(r"\d+", bits):
         return False
     if family == 4:
@@ -648,7 +648,7 @@ def verify_fw_addr_spec(value: str) -> str:
     families = set()
     for element in elements:
         if "-" in element and "/" not in element:
-            start, _, end = element.partition("-")
+            start, _dash, end = element.partition("-")
             if not ((_ipv4(start) and _ipv4(end)) or (_ipv6(start) and _ipv6(end))):
                 raise _fail(f"invalid IP address range: {element}")
             families.add(4 if _ipv4(start) else 6)
@@ -676,7 +676,7 @@ def verify_urlencoded(value: str) -> str:
 
 
 def verify_lxc_ip_with_ll_iface(value: str) -> str:
-    address, _, interface = value.partition("%")
+    address, _percent, interface = value.partition("%")
     if not (_ipv4(address) or _ipv6(address)) or (interface and not _ipv6(address)):
         raise _fail(f"{value} is not a valid IP address")
     return value

@@ -148,7 +148,7 @@ class PveServer:
 
     @property
     def token_user(self) -> str:
-        return self.TOKEN_ID.split("!")[0]
+        return self.TOKEN_ID.split("!", maxsplit=1)[0]
 
     @property
     def token_name(self) -> str:
@@ -674,7 +674,8 @@ class PveServer:
             delete = split_list(params.pop("delete", None))
             revert = split_list(params.pop("revert", None))
             force = params.pop("force", None) == "1"
-            params.pop("skiplock", None)
+            if params.pop("skiplock", None) == "1" and call.user != "root@pam":
+                raise ApiError(403, "Permission check failed (skiplock)")
             background_delay = params.pop("background_delay", None)
             if not delete and not revert and not params:
                 raise ApiError(500, "no options specified")
@@ -707,7 +708,7 @@ class PveServer:
                 check_digest()
                 return update.apply()
             task = self.cluster.tasks.get(node, self._run_task(call, "qmconfig", str(vmid), work))
-            if background_delay:
+            if background_delay and not task.running_polls:
                 if task.exitstatus == "OK" or task.exitstatus.startswith("WARNINGS: "):
                     return None
                 raise ApiError(500, f"failed to update VM {vmid}: {task.exitstatus}")
@@ -889,7 +890,10 @@ class PveServer:
         return handler
 
     def _sdn_fields(self, call: Call, *skip: str) -> dict[str, Any]:
-        return {key: value for key, value in call.params.items() if key not in self._SDN_CONTROL + skip}
+        fields = {key: value for key, value in call.params.items() if key not in self._SDN_CONTROL + skip}
+        if isinstance(fields.get("dhcp-range"), str):  # one range, sent without the schema's array typing
+            fields["dhcp-range"] = [fields["dhcp-range"]]
+        return fields
 
     def _zone_create(self, call: Call) -> None:
         self._check_sdn_lock(call)
@@ -991,29 +995,30 @@ class PveServer:
         cluster_scope = prefix == "/cluster/firewall"
         names = ["aliases", "groups", "ipset", "macros", "options", "refs", "rules"] if cluster_scope \
             else ["aliases", "ipset", "log", "options", "refs", "rules"]
+        rules = {"GET": self._rules_list(None), "POST": self._rule_create(None)}
+        rule = {"GET": self._rule_get(None), "PUT": self._rule_update(None), "DELETE": self._rule_delete(None)}
+        ipset_entry = {"GET": self._ipset_entry_get, "PUT": self._ipset_entry_update, "DELETE": self._ipset_entry_delete}
         routes: dict[str, dict[str, Handler]] = {
             prefix: {"GET": lambda call: [{"name": name} for name in names]},
-            f"{prefix}/rules": {"GET": self._rules_list(None), "POST": self._rule_create(None)},
-            f"{prefix}/rules/{{pos}}": {"GET": self._rule_get(None), "PUT": self._rule_update(None),
-                                        "DELETE": self._rule_delete(None)},
-            f"{prefix}/ipset": {"GET": self._ipset_list, "POST": self._ipset_create},
-            f"{prefix}/ipset/{{name}}": {"GET": self._ipset_get, "POST": self._ipset_add, "DELETE": self._ipset_delete},
-            f"{prefix}/ipset/{{name}}/{{cidr}}": {"GET": self._ipset_entry_get, "PUT": self._ipset_entry_update,
-                                                 "DELETE": self._ipset_entry_delete},
-            f"{prefix}/aliases": {"GET": self._alias_list, "POST": self._alias_create},
-            f"{prefix}/aliases/{{name}}": {"GET": self._alias_get, "PUT": self._alias_update,
-                                           "DELETE": self._alias_delete},
-            f"{prefix}/options": {"GET": self._options_get, "PUT": self._options_update},
+            prefix + "/refs": {"GET": self._firewall_refs},
+            prefix + "/rules": rules,
+            prefix + "/rules/{pos}": rule,
+            prefix + "/ipset": {"GET": self._ipset_list, "POST": self._ipset_create},
+            prefix + "/ipset/{name}": {"GET": self._ipset_get, "POST": self._ipset_add, "DELETE": self._ipset_delete},
+            prefix + "/ipset/{name}/{cidr}": ipset_entry,
+            prefix + "/aliases": {"GET": self._alias_list, "POST": self._alias_create},
+            prefix + "/aliases/{name}": {"GET": self._alias_get, "PUT": self._alias_update, "DELETE": self._alias_delete},
+            prefix + "/options": {"GET": self._options_get, "PUT": self._options_update},
         }
         if cluster_scope:
-            routes.update({
-                f"{prefix}/groups": {"GET": self._group_list, "POST": self._group_create},
-                f"{prefix}/groups/{{group}}": {"GET": self._rules_list("group"), "POST": self._rule_create("group"),
-                                               "DELETE": self._group_delete},
-                f"{prefix}/groups/{{group}}/{{pos}}": {"GET": self._rule_get("group"),
-                                                      "PUT": self._rule_update("group"),
-                                                      "DELETE": self._rule_delete("group")},
-            })
+            group_rule = {"GET": self._rule_get("group"), "PUT": self._rule_update("group"),
+                          "DELETE": self._rule_delete("group")}
+            routes[prefix + "/macros"] = {"GET": lambda call: [{"macro": name, "descr": f"{name} (macro)"}
+                                                               for name in FIREWALL_MACROS]}
+            routes[prefix + "/groups"] = {"GET": self._group_list, "POST": self._group_create}
+            routes[prefix + "/groups/{group}"] = {"GET": self._rules_list("group"), "POST": self._rule_create("group"),
+                                                  "DELETE": self._group_delete}
+            routes[prefix + "/groups/{group}/{pos}"] = group_rule
         return routes
 
     def _firewall_file(self, call: Call) -> FirewallFile:
@@ -1140,6 +1145,24 @@ class PveServer:
                     errors[key] = f"no such alias '{spec}'"
         if errors:
             raise param_error(errors)
+
+    def _firewall_refs(self, call: Call) -> list[dict[str, Any]]:
+        """IP sets and aliases usable in source/dest (``dc`` scope, plus ``guest`` for a guest)."""
+        scopes = [("dc", self.cluster.firewall)]
+        if "vmid" in call.params:
+            scopes.append(("guest", self._firewall_file(call)))
+        wanted = call.text("type")
+        result: list[dict[str, Any]] = []
+        for scope, firewall in scopes:
+            if wanted in (None, "ipset"):
+                result.extend({"type": "ipset", "name": name, "ref": f"+{scope}/{name}", "scope": scope,
+                               **({"comment": ipset["comment"]} if ipset.get("comment") else {})}
+                              for name, ipset in sorted(firewall.ipsets.items()))
+            if wanted in (None, "alias"):
+                result.extend({"type": "alias", "name": name, "ref": f"{scope}/{name}", "scope": scope,
+                               **({"comment": alias["comment"]} if alias.get("comment") else {})}
+                              for name, alias in sorted(firewall.aliases.items()))
+        return result
 
     def _ipset_list(self, call: Call) -> list[dict[str, Any]]:
         firewall = self._firewall_file(call)
@@ -1332,14 +1355,14 @@ def _interface_record(iface: str, kind: str, params: Mapping[str, Any], interfac
     record.pop("priority", None)
     record["type"] = kind
     if params.get("cidr"):
-        address, _, bits = params["cidr"].partition("/")
+        address, _slash, bits = params["cidr"].partition("/")
         params["address"], params["netmask"] = address, bits
     elif params.get("address") and params.get("netmask"):
         netmask = params["netmask"]
         bits = netmask if netmask.isdigit() else str(ipaddress.IPv4Network(f"0.0.0.0/{netmask}").prefixlen)
         params["cidr"] = f"{params['address']}/{bits}"
     if params.get("cidr6"):
-        address6, _, bits6 = params["cidr6"].partition("/")
+        address6, _slash, bits6 = params["cidr6"].partition("/")
         params["address6"], params["netmask6"] = address6, bits6
     families = ["inet"]
     if params.get("address6") or (previous or {}).get("address6"):
@@ -1399,8 +1422,8 @@ def _check_subnet(cidr: str, fields: Mapping[str, Any]) -> None:
 
 
 def _split_subnet_id(ident: str) -> tuple[str, str, str]:
-    zone, _, rest = ident.partition("-")
-    address, _, mask = rest.rpartition("-")
+    zone, _dash, rest = ident.partition("-")
+    address, _dash, mask = rest.rpartition("-")
     return zone, address, mask
 
 
@@ -1448,7 +1471,7 @@ def _json_scalar(value: Any) -> Any:
 
 def _cookie(header: str, name: str) -> str | None:
     for part in header.split(";"):
-        key, _, value = part.strip().partition("=")
+        key, _equals, value = part.strip().partition("=")
         if key == name:
             return unquote(value)
     return None

@@ -75,7 +75,7 @@ class Task:
 
     def status(self) -> dict[str, Any]:
         """GET .../tasks/{upid}/status; the first ``running_polls`` reads still say running."""
-        user, _, token = self.user.partition("!")
+        user, _bang, token = self.user.partition("!")
         result: dict[str, Any] = {"upid": self.upid, "node": self.node, "pid": self.pid, "pstart": self.pstart,
                                   "starttime": self.starttime, "type": self.type, "id": self.id, "user": user}
         if token:

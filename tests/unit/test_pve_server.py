@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from ansible_collections.ghostwarden.core.tests.pve.fixtures import inside_netns, pve_server  # noqa: F401
+from ansible_collections.ghostwarden.core.tests.pve.fixtures import inside_netns, pve_server  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.ghostwarden.core.tests.pve.schema import (
     QEMU_NET_FORMAT, ApiSchema, locate_schema_dir, parse_property_string, print_property_string, validate_parameters,
 )
@@ -89,7 +89,7 @@ def test_canonical_netn_orders_keys_and_normalises_booleans():
 
 
 def test_generated_macs_have_the_proxmox_prefix_and_differ():
-    macs = {random_mac("BC:24:11") for _ in range(20)}
+    macs = {random_mac("BC:24:11") for _attempt in range(20)}
     assert len(macs) == 20
     assert all(MAC_RE.fullmatch(mac) for mac in macs)
     assert re.fullmatch(r"[0-9A-F]{2}(:[0-9A-F]{2}){5}", random_mac(None))
@@ -302,8 +302,8 @@ def test_sdn_create_pending_apply_and_lock(pve_server):
         sdn.vnets.post(vnet="vnet1", zone="zone1", tag=10, **{"lock-token": token})
         sdn.vnets("vnet1").subnets.post(subnet="10.0.0.0/24", type="subnet", gateway="10.0.0.1", snat=1,
                                         **{"lock-token": token})
-        assert sdn.zones.get(pending=1) == [{"zone": "zone1", "type": "vlan", "state": "new",
-                                              "pending": {"bridge": "vmbr0"}}]
+        pending_zones = sdn.zones.get(pending=1)
+        assert pending_zones == [{"zone": "zone1", "type": "vlan", "state": "new", "pending": {"bridge": "vmbr0"}}]
         subnet = sdn.vnets("vnet1").subnets.get()[0]
         assert (subnet["subnet"], subnet["cidr"], subnet["zone"]) == ("zone1-10.0.0.0-24", "10.0.0.0/24", "zone1")
         upid = sdn.put(**{"lock-token": token})
