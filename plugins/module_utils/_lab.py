@@ -57,7 +57,6 @@ RESERVED_NODE_NAMES = ("inet", "sw")
 MAX_NODES = 1024
 CLIENT_KEYS = ("name", "port", "mac", "address", "gateway", "http")
 
-SWITCH_ROLE, INET_ROLE, NODE_ROLE, CLIENT_ROLE = "switch", "inet", "node", "client"
 UNDERLAY_BRIDGE = "underlay"
 WAN_BRIDGE = "wan"
 UNDERLAY_INTERFACE = "eth0"
@@ -82,8 +81,6 @@ LAB_RECORD = "lab.json"
 # Immediate duplicate address detection: addresses are usable at once and never go tentative.
 DAD_SYSCTLS = (("net.ipv6.conf.all.accept_dad", "0"), ("net.ipv6.conf.default.accept_dad", "0"))
 HTTPD_ARGV = ("busybox", "httpd", "-f", "-p", "80", "-h")
-
-FAMILIES = (4, 6)
 
 
 # -- the spec ----------------------------------------------------------------------------------
@@ -598,7 +595,6 @@ class ServiceSpec:
 @dataclass(frozen=True)
 class NamespaceSpec:
     name: str
-    role: str
     sysctls: Tuple[Tuple[str, str], ...]
 
     @property
@@ -647,9 +643,7 @@ def desired_lab(spec: LabSpec, *, ipv6: bool = True) -> LabState:
     """Everything the lab consists of, in creation order. ``ipv6``: the kernel has IPv6 (DAD sysctls)."""
     sysctls = DAD_SYSCTLS if ipv6 else ()
     switch, inet = spec.switch_netns, spec.inet_netns
-    namespaces = [NamespaceSpec(switch, SWITCH_ROLE, sysctls), NamespaceSpec(inet, INET_ROLE, sysctls)]
-    namespaces += [NamespaceSpec(node.netns, NODE_ROLE, sysctls) for node in spec.nodes]
-    namespaces += [NamespaceSpec(client.netns, CLIENT_ROLE, sysctls) for client in spec.clients]
+    namespaces = [NamespaceSpec(name, sysctls) for name in spec.namespaces]
     links = [LinkSpec(namespace.name, LOOPBACK, "loopback", alias=spec.marker) for namespace in namespaces]
     links += [LinkSpec(switch, UNDERLAY_BRIDGE, "bridge"), LinkSpec(switch, WAN_BRIDGE, "bridge")]
     veths = [VethSpec(switch, "w0", inet, INET_INTERFACE)]
