@@ -1,6 +1,6 @@
 # Developer and CI entry points for ghostwarden.core (GNU make, Debian/Ubuntu).
-#   make test   set everything up, then sanity, unit and integration tests (what CI runs)
-#   make demo   set everything up, then run playbooks/demo.yml
+#   make test   set everything up, then sanity, unit, integration tests and the molecule scenarios (what CI runs)
+#   make demo   set everything up, build a lab of network namespaces, apply a cluster to it and prove it with traffic
 # Nothing here changes the root network namespace: tests that need the kernel build their own
 # network namespaces and remove them.
 
@@ -21,7 +21,7 @@ ANSIBLE_ENV := ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS_PATH) \
 	ANSIBLE_LOCALHOST_WARNING=false \
 	ANSIBLE_INVENTORY_UNPARSED_WARNING=false
 
-.PHONY: help deps units fuzz sanity integration test demo demo-clean bench clean
+.PHONY: help deps units fuzz sanity integration molecule test demo demo-clean bench clean
 
 help:
 	@echo "make deps         install system packages (root) and .venv, link .cache/collections"
@@ -29,9 +29,10 @@ help:
 	@echo "make units        pytest tests/unit"
 	@echo "make fuzz         the unit tests with fresh random examples for the property tests"
 	@echo "make integration  pytest tests/integration (root; lab network namespaces)"
-	@echo "make test         deps, sanity, units, integration; stops at the first failure"
-	@echo "make demo         deps, then ansible-playbook playbooks/demo.yml"
-	@echo "make demo-clean   remove what the demo set up"
+	@echo "make molecule     molecule test -s default and -s cluster (root; lab network namespaces)"
+	@echo "make test         deps, sanity, units, integration, molecule; stops at the first failure"
+	@echo "make demo         deps, then a 3-node lab with a cluster topology, proved with traffic"
+	@echo "make demo-clean   remove the demo's lab (namespaces, processes, state)"
 	@echo "make bench        run the benchmarks in bench/"
 	@echo "make clean        remove test output and caches (keeps .venv)"
 
@@ -61,14 +62,23 @@ integration: deps
 	if [[ $$rc -eq 5 ]]; then echo "integration: pytest collected no tests in tests/integration" >&2; fi; \
 	exit $$rc
 
-test: deps sanity units integration
+# molecule finds ansible-playbook and ansible-config on PATH.
+molecule: deps
+	@if [[ "$$(id -u)" -ne 0 ]]; then \
+		echo "molecule: the scenarios build network namespaces and must run as root" >&2; exit 1; \
+	fi
+	cd $(ROOT) && for scenario in default cluster; do \
+		PATH=$(VENV)/bin:$$PATH $(ANSIBLE_ENV) $(VENV)/bin/molecule test -s $$scenario; \
+	done
+
+test: deps sanity units integration molecule
 
 demo: deps
+	@if [[ "$$(id -u)" -ne 0 ]]; then echo "demo: the lab is made of network namespaces; run as root" >&2; exit 1; fi
 	cd $(ROOT) && $(ANSIBLE_ENV) $(VENV)/bin/ansible-playbook playbooks/demo.yml
 
-# The demo only renders so far; it leaves nothing behind on the host.
-demo-clean:
-	@echo "demo-clean: the demo renders only and set up nothing; nothing to remove"
+demo-clean: deps
+	cd $(ROOT) && $(ANSIBLE_ENV) $(VENV)/bin/ansible-playbook playbooks/demo.yml -e ghostwarden_demo_state=absent
 
 bench: deps
 	@cd $(ROOT) && shopt -s nullglob && scripts=(bench/*.py) && \
