@@ -723,7 +723,12 @@ class PveServer:
         changes = network.changes()
         if changes:
             extra["changes"] = changes
-        return Reply(network.listing(call.text("type")), extra)
+        type_filter = call.text("type")
+        listing = network.listing(type_filter)
+        if type_filter in ("vnet", "any_bridge", "include_sdn"):  # applied SDN vnets are bridges on every node
+            for vnet, values in sorted(self.cluster.sdn.running["vnets"].items()):
+                listing.append({"iface": vnet, "type": "vnet", "active": 1, "zone": values.get("zone")})
+        return Reply(listing, extra)
 
     def _network_create(self, call: Call) -> None:
         network = self.cluster.node(call.params["node"]).network

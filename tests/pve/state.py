@@ -398,7 +398,7 @@ def _network_type_matches(kind: str, type_filter: str) -> bool:
         return kind in ("bridge", "OVSBridge")
     if type_filter == "include_sdn":
         return True
-    return kind == type_filter
+    return kind == type_filter  # "vnet": the SDN vnets are added by the caller
 
 
 INTERFACE_KEYWORDS = (

@@ -350,3 +350,58 @@ def test_request_log_and_clear(pve_server):
     assert pve_server.requests[1].template == "/nodes/{node}/qemu/{vmid}/config"
     pve_server.clear_log()
     assert pve_server.requests == []
+
+
+@needs_schema
+def test_host_managed_is_a_pve9_container_nic_key():
+    nic = {"node": "pve1", "vmid": "200", "net0": "name=eth0,bridge=vmbr0,host-managed=1"}
+    path = "/nodes/{node}/lxc/{vmid}/config"
+    assert validate_parameters(ApiSchema(9, SCHEMA_DIR).parameters(path, "PUT"), nic) == {}
+    assert validate_parameters(ApiSchema(8, SCHEMA_DIR).parameters(path, "PUT"), nic) == {
+        "net0": "invalid format - invalid key in comma-separated list property: host-managed\n"}
+
+
+@pytest.mark.parametrize("pve_server", [9], indirect=True)
+def test_hotplug_with_network_and_running_containers_apply_nic_changes_live(pve_server):
+    pve_server.add_qemu(100, node="pve1", name="web1", running=True,
+                        config={"net0": "virtio=BC:24:11:00:00:01,bridge=vmbr0"})
+    pve_server.add_lxc(200, node="pve1", name="ct1", running=True,
+                       config={"net0": "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:00:00:02,ip=dhcp"})
+    with inside_netns(pve_server.netns):
+        api = pve_server.client()
+        vm = api.nodes("pve1").qemu(100)
+        vm.config.put(net1="e1000=BC:24:11:00:00:03,bridge=vmbr1", description="web")
+        assert vm.config.get(current=1)["net1"] == "e1000=BC:24:11:00:00:03,bridge=vmbr1"
+        assert [item for item in vm.pending.get() if "pending" in item or "delete" in item] == []
+        container = api.nodes("pve1").lxc(200)
+        container.config.put(net0="name=eth0,bridge=vmbr1,hwaddr=BC:24:11:00:00:02,ip=dhcp,host-managed=1",
+                             rootfs="local:8")
+        current = container.config.get(current=1)
+        assert current["net0"] == "name=eth0,bridge=vmbr1,host-managed=1,hwaddr=BC:24:11:00:00:02,ip=dhcp,type=veth"
+        assert "rootfs" not in current and container.config.get()["rootfs"] == "local:8"
+        assert {item["key"]: item.get("pending") for item in container.pending.get()}["rootfs"] == "local:8"
+
+
+def test_guest_firewall_and_vnets_among_the_bridges(pve_server):
+    pve_server.add_network("pve1", "vmbr0", bridge_ports="", autostart=True)
+    pve_server.add_network("pve1", "vmbr0.30", type="vlan")
+    with inside_netns(pve_server.netns):
+        api = pve_server.client()
+        firewall = api.nodes("pve1").qemu(100).firewall
+        error = raises(firewall.rules.post, type="in", action="ACCEPT", iface="eth0")
+        assert error.errors == {"iface": "invalid interface name 'eth0' - must be netN"}
+        firewall.aliases.post(name="WebNet", cidr="192.0.2.0/24")
+        firewall.rules.post(type="in", action="ACCEPT", iface="net0", source="webnet", proto="tcp", dport="443")
+        firewall.options.put(enable=1, policy_in="DROP")
+        assert firewall.options.get()["enable"] == 1
+        assert firewall.rules.get()[0]["source"] == "webnet"
+        assert [ref["ref"] for ref in firewall.refs.get()] == ["guest/webnet"]
+        api.cluster.sdn.zones.post(zone="lab", type="simple")
+        api.cluster.sdn.vnets.post(vnet="labnet", zone="lab")
+        assert [item["iface"] for item in api.nodes("pve1").network.get(type="any_bridge")] == ["vmbr0"]
+        api.cluster.sdn.put()
+        bridges = api.nodes("pve1").network.get(type="any_bridge")
+        assert [(item["iface"], item["type"]) for item in bridges] == [("vmbr0", "bridge"), ("labnet", "vnet")]
+        vlan = api.nodes("pve1").network("vmbr0.30").get()
+        assert (vlan["vlan-raw-device"], vlan["vlan-id"]) == ("vmbr0", "30")
+    assert pve_server.firewall_state()["guests"][100]["options"] == {"enable": "1", "policy_in": "DROP"}
