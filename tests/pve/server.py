@@ -134,6 +134,7 @@ class PveServer:
         self.tickets: dict[str, tuple[str, str, float]] = {}
         self.cluster = Cluster(version, self._net_formats())
         self.requests: list[RequestRecord] = []
+        self._after_request: list[Callable[[RequestRecord], None]] = []
         self.lock = threading.RLock()
         self.netns: str | None = None
         self.host = "127.0.0.1"
@@ -266,6 +267,18 @@ class PveServer:
         with self.lock:
             self.requests.clear()
 
+    def after_request(self, callback: Callable[[RequestRecord], None]) -> None:
+        """Call ``callback(record)`` after each request is answered, still under the server lock
+        (e.g. ``edit_guest`` right after a client's read, to stage a concurrent edit)."""
+        with self.lock:
+            self._after_request.append(callback)
+
+    def task_list(self) -> list[dict[str, Any]]:
+        """Every task so far, oldest first: upid, node, type, id, user, exitstatus."""
+        with self.lock:
+            return [{"upid": task.upid, "node": task.node, "type": task.type, "id": task.id, "user": task.user,
+                     "exitstatus": task.exitstatus} for task in self.cluster.tasks.tasks.values()]
+
     # -- life cycle ------------------------------------------------------------------------------
 
     def start(self, netns: str | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -350,6 +363,8 @@ class PveServer:
                 return error.status, reason, json.dumps(body_json).encode()
             finally:
                 self.requests.append(record)
+                for callback in list(self._after_request):
+                    callback(record)
 
     def _route(self, method: str, path: str) -> tuple[str, dict[str, str], Handler]:
         for template, regex, parameters, handlers in self._routes:

@@ -405,3 +405,24 @@ def test_guest_firewall_and_vnets_among_the_bridges(pve_server):
         vlan = api.nodes("pve1").network("vmbr0.30").get()
         assert (vlan["vlan-raw-device"], vlan["vlan-id"]) == ("vmbr0", "30")
     assert pve_server.firewall_state()["guests"][100]["options"] == {"enable": "1", "policy_in": "DROP"}
+
+
+def test_after_request_hook_stages_a_concurrent_edit(pve_server):
+    pve_server.add_qemu(100, node="pve1", name="web1")
+    edits = []
+
+    def edit_after_read(record):
+        if record.method == "GET" and record.template == CONFIG and not edits:
+            edits.append(record.path)
+            pve_server.edit_guest(100, description="someone else")
+    pve_server.after_request(edit_after_read)
+    with inside_netns(pve_server.netns):
+        vm = pve_server.client().nodes("pve1").qemu(100)
+        digest = vm.config.get()["digest"]
+        error = raises(vm.config.post, name="mine", digest=digest)
+        assert error.content == "checksum mismatch (file change by other user?)"
+        vm.config.post(name="mine", digest=vm.config.get()["digest"])
+    assert edits == ["/nodes/pve1/qemu/100/config"]
+    assert [(task["type"], task["id"], task["exitstatus"]) for task in pve_server.task_list()] == [
+        ("qmconfig", "100", "OK")]
+    assert pve_server.guest_config(100) == {"name": "mine", "description": "someone else"}
