@@ -851,6 +851,8 @@ class PveServer:
 
     def _sdn_unlock(self, call: Call) -> None:
         sdn = self.cluster.sdn
+        if sdn.lock_token is None:  # nothing to release (e.g. apply or rollback already released it)
+            return
         if not call.flag("force") and call.text("lock-token") != sdn.lock_token:
             raise ApiError(500, "invalid lock token provided")
         sdn.lock_token = None
