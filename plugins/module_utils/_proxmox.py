@@ -116,8 +116,7 @@ class Guest:
         return "VM" if self.type == "qemu" else "container"
 
     def __str__(self) -> str:
-        named = f" ({self.name})" if self.name else ""
-        return f"{self.kind} {self.vmid}{named} on {self.node}"
+        return f"{self.kind} {self.vmid} on {self.node}"
 
 
 class ProxmoxError(GhostwardenError):
@@ -407,7 +406,8 @@ class ProxmoxClient:
             for guest in guests:
                 if guest.vmid == vmid:
                     if name and guest.name != name:
-                        raise GuestNotFoundError(f"vmid {vmid} is {guest}, not named {name}")
+                        raise GuestNotFoundError(f"vmid {vmid} is {guest}, named {guest.name or '(no name)'}, "
+                                                 f"not {name}")
                     return guest
             raise GuestNotFoundError(f"no VM or container with vmid {vmid} in the cluster")
         matches = [guest for guest in guests if guest.name == name]

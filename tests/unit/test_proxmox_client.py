@@ -262,7 +262,8 @@ def test_guests_are_listed_once_per_client() -> None:
     assert proxmox.locate_guest(vmid=200) == Guest(200, "ct1", "pve1", "lxc", "running")
     assert proxmox.locate_guest(name="db1") == Guest(101, "db1", "pve2", "qemu", "stopped")
     assert proxmox.locate_guest(vmid=103) == Guest(103, None, "pve1", "qemu", "unknown")
-    assert str(proxmox.locate_guest(vmid=100)) == "VM 100 (web1) on pve1"
+    assert str(proxmox.locate_guest(vmid=100)) == "VM 100 on pve1"
+    assert str(proxmox.locate_guest(vmid=200)) == "container 200 on pve1"
     assert api.calls == [("GET", "/cluster/resources", {"type": "vm"})]
     assert [guest.vmid for guest in proxmox.guests()] == [100, 101, 102, 103, 200]
 
@@ -271,7 +272,7 @@ def test_guests_are_listed_once_per_client() -> None:
     ({"vmid": 999}, "no VM or container with vmid 999 in the cluster"),
     ({"name": "nope"}, "no VM or container named nope in the cluster"),
     ({"name": "web1"}, "2 guests are named web1 (vmids 100, 102); give vmid instead"),
-    ({"vmid": 101, "name": "web1"}, "vmid 101 is VM 101 (db1) on pve2, not named web1"),
+    ({"vmid": 101, "name": "web1"}, "vmid 101 is VM 101 on pve2, named db1, not web1"),
 ])
 def test_guest_lookup_failures(lookup: dict, expected: str) -> None:
     proxmox, _ = client({("GET", "/cluster/resources"): [RESOURCES]})
