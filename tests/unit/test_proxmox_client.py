@@ -4,7 +4,8 @@
 """The Proxmox VE client: identity checks, parameters on the wire, error messages, tasks, guest lookup.
 
 The first part drives the client over a stand-in for proxmoxer's resource object; the second
-part (root only) drives it over HTTPS against the test server in a throwaway network namespace.
+part (root only, skipped otherwise) drives it over HTTPS against the test server in a throwaway
+network namespace.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from ansible_collections.ghostwarden.core.plugins.module_utils._proxmox import (
     ProxmoxTaskError,
     check_connection_params,
 )
+from ansible_collections.ghostwarden.core.tests.pve.fixtures import inside_netns, pve_server  # noqa: F401  (fixture)
+from ansible_collections.ghostwarden.core.tests.pve.server import PveServer
 
 SECRET = "5f0e3c36-1c62-4d7b-9a55-2b9a1f0c7e11"
 UPID = "UPID:pve1:0000A1B2:0012D687:6745A1B2:qmconfig:100:root@pam!ci:"
@@ -279,3 +282,68 @@ def test_guest_lookup_failures(lookup: dict, expected: str) -> None:
     with pytest.raises(GuestNotFoundError) as error:
         proxmox.locate_guest(**lookup)
     assert str(error.value) == expected
+
+
+# -- against the PVE test server (root: it lives in a throwaway network namespace) ------------
+
+def connect(server: PveServer, **overrides: object) -> ProxmoxClient:
+    options = {"api_port": server.port, "api_token_id": server.TOKEN_ID, "api_token_secret": server.TOKEN_SECRET,
+               "ca_path": server.ca_path, **overrides}
+    return ProxmoxClient.connect(ConnectionParams(server.host, **options))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("pve_server", "version"), [(8, (8, 2)), (9, (9, 0))], indirect=["pve_server"])
+def test_token_and_ticket_clients(pve_server: PveServer, version: tuple[int, int]) -> None:
+    pve_server.add_qemu(100, node="pve1", name="web1")
+    with inside_netns(pve_server.netns):
+        by_token = connect(pve_server)
+        by_ticket = connect(pve_server, api_token_id=None, api_token_secret=None, api_user=pve_server.USER,
+                            api_password=pve_server.PASSWORD)
+        split_token = connect(pve_server, api_user=pve_server.token_user, api_token_id=pve_server.token_name)
+        assert by_token.version() == by_ticket.version() == split_token.version() == version
+        assert by_ticket.locate_guest(name="web1") == Guest(100, "web1", "pve1", "qemu", "stopped")
+        by_ticket.put("/nodes/pve1/qemu/100/config", onboot=True, net0="virtio,bridge=vmbr0")  # CSRF token sent
+    assert pve_server.guest_config(100)["onboot"] == "1"
+    assert [(r.method, r.path, r.status) for r in pve_server.requests if r.path == "/access/ticket"] == [
+        ("POST", "/access/ticket", 200)]
+
+
+@pytest.mark.filterwarnings("ignore:Unverified HTTPS request")  # validate_certs: false, on purpose
+def test_wrong_credentials_and_certificates(pve_server: PveServer) -> None:
+    with inside_netns(pve_server.netns):
+        with pytest.raises(ProxmoxError) as wrong_password:
+            connect(pve_server, api_token_id=None, api_token_secret=None, api_user=pve_server.USER,
+                    api_password="not-the-password")
+        with pytest.raises(ProxmoxError) as wrong_secret:
+            connect(pve_server, api_token_secret="0" * 36).version()
+        with pytest.raises(ProxmoxError) as untrusted:
+            connect(pve_server, ca_path=None).version()
+        assert connect(pve_server, ca_path=None, validate_certs=False).version() == (8, 2)
+    assert str(wrong_password.value) == "POST /access/ticket: 401 authentication failed for root@pam"
+    assert str(wrong_secret.value) == "GET /version: 401 authentication failure"
+    assert wrong_secret.value.status == 401
+    assert str(untrusted.value) == (
+        f"cannot reach the Proxmox VE API at {pve_server.url}: its TLS certificate could not be verified (unable to "
+        "get local issuer certificate); give ca_path (the cluster CA is /etc/pve/pve-root-ca.pem on a node) or, for a "
+        "lab only, validate_certs: false")
+
+
+def test_schema_refusals_and_tasks(pve_server: PveServer) -> None:
+    pve_server.add_qemu(100, node="pve1", name="web1", running=True, config={"net0": "virtio,bridge=vmbr0"})
+    with inside_netns(pve_server.netns):
+        proxmox = connect(pve_server)
+        with pytest.raises(ProxmoxError) as refused:
+            proxmox.post("/nodes/pve1/qemu/100/config", net1="virtio,bridge=vmbr0,tag=5000", bogus=1)
+        proxmox.wait_task(proxmox.post("/nodes/pve1/qemu/100/config", net1="virtio,bridge=vmbr1"))
+        pve_server.fail_next_task("hotplug problem - bridge 'vmbr7' does not exist")
+        upid = proxmox.post("/nodes/pve1/qemu/100/config", net2="virtio,bridge=vmbr7")
+        with pytest.raises(ProxmoxTaskError) as failed:
+            proxmox.wait_task(upid)
+    assert str(refused.value).startswith("POST /nodes/pve1/qemu/100/config: 400 Parameter verification failed.; ")
+    assert set(refused.value.errors) == {"bogus", "net1"}
+    assert refused.value.errors["bogus"] == "property is not defined in schema and the schema does not allow " \
+                                            "additional properties"
+    assert "net1" in pve_server.guest_config(100)
+    assert str(failed.value) == f"task qmconfig 100 on pve1 failed: hotplug problem - bridge 'vmbr7' does not exist " \
+                                f"({upid})"
+    assert "net2" not in pve_server.guest_config(100, current=False)
