@@ -28,10 +28,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils._errors import (
     ValidationError,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils._policy import parse_profile
-from ansible_collections.ghostwarden.core.plugins.module_utils._topology import (
-    NETWORK_NAME_RE,
-    parse_topology,
-)
+from ansible_collections.ghostwarden.core.plugins.module_utils._topology import parse_topology
 
 CLUSTER_PROFILE = "pve-cluster"
 GUEST_PROFILE_PREFIX = "pve-guest-"

@@ -24,7 +24,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any
 
 from ansible_collections.ghostwarden.core.plugins.module_utils._deps import netaddr
 from ansible_collections.ghostwarden.core.plugins.module_utils._errors import (
@@ -375,8 +375,8 @@ class Change:
     method: str  # POST | PUT | DELETE
     path: str
     params: Mapping[str, Any]
-    before: Optional[Dict[str, Any]]  # the whole object before (None when created)
-    after: Optional[Dict[str, Any]]  # the whole object after (None when deleted)
+    before: dict[str, Any] | None  # the whole object before (None when created)
+    after: dict[str, Any] | None  # the whole object after (None when deleted)
 
     def __str__(self) -> str:
         return f"{self.action} {self.kind} {self.id}"

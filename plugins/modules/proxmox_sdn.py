@@ -158,7 +158,7 @@ applied:
   type: bool
   sample: true
 failed_step:
-  description: "The step that failed, such as V(step 3 of 5: create vnet gwlab \\(POST /cluster/sdn/vnets\\))."
+  description: "The step that failed, such as V(step 3 of 5: create vnet gwlab (POST /cluster/sdn/vnets\\))."
   returned: when a step failed
   type: str
   sample: "apply task (reloadnetworkall)"

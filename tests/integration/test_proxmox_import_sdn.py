@@ -25,7 +25,10 @@ from typing import Any
 import pytest
 import yaml
 
-from ansible_collections.ghostwarden.core.tests.pve.fixtures import inside_netns, pve_server  # noqa: F401
+from ansible_collections.ghostwarden.core.tests.pve.fixtures import (  # pylint: disable=unused-import
+    inside_netns,
+    pve_server,  # noqa: F401  (the fixture)
+)
 from ansible_collections.ghostwarden.core.tests.pve.server import PveServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,8 +165,8 @@ def test_import_round_trip_renders_the_same_bridges(pve_server: PveServer, play:
     imported, rendered = play([
         {"name": "import", "ghostwarden.core.proxmox_import": {**play.connection(), "node": "pve1"},
          "register": "imported"},
-        {"name": "render", "ghostwarden.core.ghostwarden_apply": {"topology": "{{ imported.topology }}",
-                                                                 "state": "rendered"}},
+        {"name": "render",
+         "ghostwarden.core.ghostwarden_apply": {"topology": "{{ imported.topology }}", "state": "rendered"}},
     ])
     assert imported["status"] == "ok" and rendered["status"] == "ok", play.output
     assert {record.method for record in pve_server.requests} == {"GET"}
@@ -229,8 +232,8 @@ def test_import_with_guest_firewall_in_check_mode(pve_server: PveServer, play: P
 
 
 def test_import_bad_node_fails_in_one_line(pve_server: PveServer, play: Play) -> None:  # noqa: F811
-    result = only(play([{"name": "import", "ghostwarden.core.proxmox_import": {**play.connection(),
-                                                                              "node": "pve1/../x"}}]))
+    task = {"name": "import", "ghostwarden.core.proxmox_import": {**play.connection(), "node": "pve1/../x"}}
+    result = only(play([task]))
     assert result["status"] == "failed"
     assert result["result"]["msg"] == "node: 'pve1/../x' is not a node name (letters, digits and inner hyphens)"
     assert pve_server.requests == []

@@ -331,8 +331,8 @@ def test_every_mapped_macro_gives_a_valid_profile() -> None:
     ({"type": "forward"}, "rule type 'forward' has no equivalent (in and out have)"),
     ({"type": "out"}, "rules for the host's own outgoing traffic (type out on the cluster level) have no "
                       "equivalent: profiles filter traffic from networks, not from the host"),
-    ({"source": "10.0.0.0/8", "dest": "fd00::/8"}, "its sources and destinations are of different address "
-                                                    "families, so it never matches"),
+    ({"source": "10.0.0.0/8", "dest": "fd00::/8"},
+     "its sources and destinations are of different address families, so it never matches"),
     ({"source": "nosuchalias"}, "alias nosuchalias is not defined"),
     ({"source": "+nosuchset"}, "IP set nosuchset is not defined"),
     ({"source": "+guest/xy"}, "IP set guest/xy refers to a guest's IP sets outside a guest"),

@@ -121,7 +121,7 @@ def test_a_bridge_network_with_a_vlan_can_be_named() -> None:
     desired = desired_sdn(topology(), ["office"], "p")
     assert desired.state.to_dict() == {"zones": {"pzoffice": {"type": "vlan", "bridge": "eno2"}},
                                        "vnets": {"poffice": {"zone": "pzoffice", "tag": 30,
-                                                               "alias": "ghostwarden.office"}},
+                                                             "alias": "ghostwarden.office"}},
                                        "subnets": {}}
 
 
@@ -501,8 +501,8 @@ def test_pve9_apply_task_failure_is_rolled_back_by_pve() -> None:
     assert str(error) == ("apply task (reloadnetworkall): task reloadnetworkall failed: ifreload failed on pve2; "
                           "rolled back with POST /cluster/sdn/rollback (4 staged change(s) dropped) and the SDN lock "
                           "released")
-    assert error.to_result()["rolled_back"] is True and error.to_result()["failed_step"] == "apply task " \
-                                                                                              "(reloadnetworkall)"
+    assert error.to_result()["rolled_back"] is True
+    assert error.to_result()["failed_step"] == "apply task (reloadnetworkall)"
     assert api.writes()[-2:] == [("PUT", "/cluster/sdn"), ("POST", "/cluster/sdn/rollback")]
     assert api.config == before and api.token is None
 
