@@ -652,10 +652,13 @@ class SdnRun:
                 upid = self.client.put("/cluster/sdn", **params)
                 step = "apply task (reloadnetworkall)"
                 self.client.wait_task(upid, timeout=self.apply_timeout)
-            step = "releasing the SDN lock (DELETE /cluster/sdn/lock)"
-            self.release()
         except GhostwardenError as error:
             raise self.roll_back(step, str(error), made) from None
+        try:
+            self.release()
+        except GhostwardenError as error:  # everything is made (and applied): nothing to roll back
+            raise GhostwardenError(f"the SDN changes were made{' and applied' if apply else ''}, but releasing the "
+                                   f"SDN lock (DELETE /cluster/sdn/lock) failed: {error}") from None
 
     def roll_back(self, step: str, cause: str, made: list[Change]) -> SdnExportError:
         if self.token and self.clean:

@@ -586,3 +586,15 @@ def test_change_to_dict_shows_managed_settings() -> None:
                                 "path": "/cluster/sdn/zones/gwzlab", "params": {"mtu": 1500},
                                 "before": {"type": "vlan", "bridge": "vmbr0"},
                                 "after": {"type": "vlan", "bridge": "vmbr0", "mtu": 1500}}
+
+
+def test_a_failed_lock_release_after_the_apply_is_not_rolled_back() -> None:
+    api = FakeSdn((9, 0))
+    api.fail_request = ("DELETE", "/cluster/sdn/lock")
+    with pytest.raises(GhostwardenError) as caught:
+        export(api, desired_sdn(topology(), ["lab"]))
+    assert not isinstance(caught.value, SdnExportError)
+    assert str(caught.value) == ("the SDN changes were made and applied, but releasing the SDN lock (DELETE "
+                                 "/cluster/sdn/lock) failed: DELETE /cluster/sdn/lock: 500 refused")
+    assert api.running == api.config and sorted(api.config["zones"]) == ["gwzlab"]
+    assert ("POST", "/cluster/sdn/rollback") not in api.writes()
