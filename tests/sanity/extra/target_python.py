@@ -17,7 +17,9 @@ from pathlib import Path
 TARGET_VERSION = (3, 9)
 # The pure core (DESIGN: topology, policy, planning and the shared model and errors) is plain Python.
 PURE_CORE = frozenset({"_errors.py", "_model.py", "_topology.py", "_policy.py", "_plan.py", "_nft.py", "_dnsmasq.py",
-                       "_compile.py", "_deps.py", "_documents.py", "_merge.py", "_gather.py", "_iproute.py"})
+                       "_compile.py", "_deps.py", "_documents.py", "_merge.py", "_gather.py", "_iproute.py",
+                       "_cluster.py", "_lab.py", "_proxmox_host.py", "_proxmox_nic.py", "_proxmox_import.py",
+                       "_proxmox_sdn.py"})
 # dataclass() options that Python 3.9 does not know.
 NEW_DATACLASS_OPTIONS = frozenset({"slots", "kw_only", "match_args", "weakref_slot"})
 
