@@ -75,10 +75,10 @@ test: deps sanity units integration molecule
 
 demo: deps
 	@if [[ "$$(id -u)" -ne 0 ]]; then echo "demo: the lab is made of network namespaces; run as root" >&2; exit 1; fi
-	cd $(ROOT) && $(ANSIBLE_ENV) $(VENV)/bin/ansible-playbook playbooks/demo.yml
+	cd $(ROOT) && $(ANSIBLE_ENV) $(VENV)/bin/ansible-playbook ghostwarden.core.demo
 
 demo-clean: deps
-	cd $(ROOT) && $(ANSIBLE_ENV) $(VENV)/bin/ansible-playbook playbooks/demo.yml -e ghostwarden_demo_state=absent
+	cd $(ROOT) && $(ANSIBLE_ENV) $(VENV)/bin/ansible-playbook ghostwarden.core.demo -e ghostwarden_demo_state=absent
 
 bench: deps
 	@cd $(ROOT) && shopt -s nullglob && scripts=(bench/*.py) && \

@@ -6,7 +6,8 @@
 One lab (``gc<random>``, 4 nodes, an overlay client behind each) is shared by the tests, which
 run in file order: three members, a fourth added (check mode first), the repeat, the fourth
 removed, and a topology that would enslave a protected link. The cluster role runs through
-ansible-playbook against the lab's inventory (the netns connection). The fixture tears the
+ansible-playbook (the collection's ``ghostwarden.core.site`` playbook) against the lab's inventory
+(the netns connection). The fixture tears the
 lab down whatever happens.
 """
 
@@ -83,11 +84,11 @@ class ClusterLab:
         assert run.rc == 0, run.output
 
     def converge(self, *arguments: str, topology: dict | None = None, inventory: Path | None = None) -> Run:
+        # The collection's site playbook by its FQCN, as users and AWX job templates run it.
         return self.playbook([{
-            "name": "cluster", "hosts": "ghostwarden_lab_nodes", "gather_facts": False,
+            "import_playbook": "ghostwarden.core.site",
             "vars": {"ghostwarden_cluster_group": "ghostwarden_lab_nodes",
                      "ghostwarden_cluster_topology": topology or TOPOLOGY},
-            "roles": [{"role": "ghostwarden.core.cluster"}],
         }], "-i", str(inventory or self.inventory), *arguments)
 
     def peers(self, node: str) -> list[str]:
