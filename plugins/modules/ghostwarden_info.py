@@ -109,7 +109,7 @@ proxmox:
       description: The corosync cluster's name, or null when the node is not in a cluster.
       type: str
     firewall_enabled:
-      description: The cluster firewall is enabled (C(enable: 1) in C(/etc/pve/firewall/cluster.fw)).
+      description: "The cluster firewall is enabled (C(enable: 1) in C(/etc/pve/firewall/cluster.fw))."
       type: bool
     firewall_running:
       description: The firewall daemon (pve-firewall or proxmox-firewall) runs.
@@ -121,7 +121,7 @@ proxmox:
       description: Bridges with guest NICs that have C(firewall=1).
       type: list
       elements: str
-  sample: {node: true, version: 8.2.4, cluster_name: lab, firewall_enabled: true, firewall_running: true,
+  sample: {node: true, version: "8.2.4", cluster_name: lab, firewall_enabled: true, firewall_running: true,
            firewall_active: true, firewall_bridges: [vmbr0]}
 """
 
