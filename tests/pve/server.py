@@ -987,7 +987,8 @@ class PveServer:
             updated = dict(values)
             for key in split_list(call.text("delete")):
                 updated.pop(key, None)
-            updated.update(self._sdn_fields(call, self._SDN_ID_KEYS[kind], "vnet" if kind == "subnets" else ""))
+            path_keys = (self._SDN_ID_KEYS[kind], "vnet") if kind == "subnets" else (self._SDN_ID_KEYS[kind],)
+            updated.update(self._sdn_fields(call, *path_keys))
             if kind == "zones":
                 _check_zone(updated, self.version)
             elif kind == "vnets":
