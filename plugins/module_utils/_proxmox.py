@@ -231,7 +231,7 @@ def check_connection_params(params: ConnectionParams) -> None:
     if params.api_token_id:
         token_id = params.api_token_id
         if "!" in token_id:
-            owner, _, name = token_id.partition("!")
+            owner, name = token_id.split("!", 1)
             if not USER_RE.fullmatch(owner) or not TOKEN_NAME_RE.fullmatch(name):
                 raise ValidationError(Issue("api_token_id", f"{token_id!r} is not a token id of the form "
                                                             "user@realm!tokenid"))
@@ -295,7 +295,7 @@ class ProxmoxClient:
         arguments: dict[str, Any] = {"port": params.api_port, "verify_ssl": verify, "timeout": params.timeout,
                                      "backend": "https", "service": "PVE"}
         if params.api_token_id:
-            owner, _, name = params.identity.partition("!")
+            owner, name = params.identity.split("!", 1)
             arguments.update(user=owner, token_name=name, token_value=params.api_token_secret)
         else:
             arguments.update(user=params.api_user, password=params.api_password)

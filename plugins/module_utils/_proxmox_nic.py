@@ -142,7 +142,7 @@ def _vlan(text: str, original: object) -> int:
 
 def _trunk_items(value: object) -> list[object]:
     if isinstance(value, str):
-        return [part for part in value.split(";")]
+        return list(value.split(";"))
     if isinstance(value, (list, tuple)):
         return list(value)
     if isinstance(value, int) and not isinstance(value, bool):

@@ -28,8 +28,8 @@ from ansible_collections.ghostwarden.core.tests.integration.conftest import (
     TaskResult,
     _ansible_playbook,
 )
-from ansible_collections.ghostwarden.core.tests.pve.fixtures import pve_server  # noqa: F401  (fixture)
-from ansible_collections.ghostwarden.core.tests.pve.server import PveServer
+from ansible_collections.ghostwarden.core.tests.pve.fixtures import pve_server  # noqa: F401  pylint: disable=unused-import
+from ansible_collections.ghostwarden.core.tests.pve.server import PveServer, RequestRecord
 
 MODULE = "ghostwarden.core.proxmox_attach"
 MAC0 = "BC:24:11:00:00:01"
@@ -104,9 +104,8 @@ def one(results: PlayResults) -> TaskResult:
     return results[0]
 
 
-def writes(server: PveServer) -> list[tuple[str, str, dict, int]]:
-    return [(r.method, r.path, r.params, r.status) for r in server.requests
-            if r.method != "GET" and r.path != "/access/ticket"]
+def writes(server: PveServer) -> list[RequestRecord]:
+    return [r for r in server.requests if r.method != "GET" and r.path != "/access/ticket"]
 
 
 def config_reads(server: PveServer) -> Counter:
@@ -129,13 +128,13 @@ def test_attach_to_a_stopped_vm(pve_server: PveServer, runner: NetnsPlayRunner) 
     after = result["after"]
     assert re.fullmatch(rf"virtio=({GENERATED_MAC}),bridge=vmbr1,firewall=1,tag=20", after), after
     assert (result["interface"], result["before"], result["mac"]) == ("net1", None, after.split(",")[0][7:])
-    assert (result["pending"], result["reboot_required"], result["guest_type"], result["node"]) == ([], False, "qemu",
-                                                                                                  "pve1")
+    assert (result["pending"], result["reboot_required"]) == ([], False)
+    assert (result["guest_type"], result["node"]) == ("qemu", "pve1")
     assert pve_server.guest_config(100)["net1"] == after
     assert pve_server.guest_config(100)["net0"] == f"virtio={MAC0},bridge=vmbr0"
     [write] = writes(pve_server)
-    assert write[:2] == ("PUT", "/nodes/pve1/qemu/100/config") and write[3] == 200  # a stopped VM: synchronous PUT
-    assert write[2]["net1"] == "virtio,bridge=vmbr1,firewall=1,tag=20" and len(write[2]["digest"]) == 40
+    assert (write.method, write.path, write.status) == ("PUT", "/nodes/pve1/qemu/100/config", 200)  # stopped: PUT
+    assert write.params["net1"] == "virtio,bridge=vmbr1,firewall=1,tag=20" and len(write.params["digest"]) == 40
 
 
 @BOTH_VERSIONS
@@ -146,7 +145,7 @@ def test_running_vm_with_network_hotplug_changes_live(pve_server: PveServer, run
     assert (result["interface"], result["pending"], result["reboot_required"]) == ("net1", [], False)
     assert pve_server.guest_config(100, current=True)["net1"] == result["after"]
     [write] = writes(pve_server)
-    assert write[:2] == ("POST", "/nodes/pve1/qemu/100/config")  # running: asynchronous POST ...
+    assert (write.method, write.path) == ("POST", "/nodes/pve1/qemu/100/config")  # running: asynchronous POST ...
     task_polls = [r.path for r in pve_server.requests if r.path.startswith("/nodes/pve1/tasks/")]
     assert len(task_polls) == 1 and ":qmconfig:100:" in task_polls[0]  # ... and the module waited for the task
 
@@ -168,8 +167,8 @@ def test_running_vm_without_network_hotplug_reports_pending(pve_server: PveServe
 
     live = one(run(runner, pve_server, attach(vmid=100, interface="net0", bridge="vmbr2", firewall=True)))
     assert live.status == "changed", live  # bridge and firewall change in place even without hotplug
-    assert (live["after"], live["pending"], live["reboot_required"]) == (f"virtio={MAC0},bridge=vmbr2,firewall=1",
-                                                                        ["net1"], False)
+    assert live["after"] == f"virtio={MAC0},bridge=vmbr2,firewall=1"
+    assert (live["pending"], live["reboot_required"]) == (["net1"], False)
     replug = one(run(runner, pve_server, attach(vmid=100, interface="net0", model="e1000")))
     assert (replug["pending"], replug["reboot_required"]) == (["net0", "net1"], True)
     assert pve_server.guest_config(100, current=True)["net0"] == f"virtio={MAC0},bridge=vmbr2,firewall=1"
@@ -198,7 +197,7 @@ def test_lxc_attach(pve_server: PveServer, runner: NetnsPlayRunner) -> None:
     assert renamed.status == "changed" and renamed["after"] == added["after"].replace("name=eth1", "name=lan0")
     assert renamed["mac"] == added["mac"]
     assert pve_server.guest_config(200)["net1"] == renamed["after"]
-    assert {method for method, path, _, _ in writes(pve_server)} == {"PUT"}  # containers: PUT only
+    assert {write.method for write in writes(pve_server)} == {"PUT"}  # containers: PUT only
 
     refused = one(run(runner, pve_server, attach(vmid=200, interface="net1", model="e1000", queues=2)))
     assert refused.failed
@@ -217,7 +216,7 @@ def test_mac_is_kept_across_changes(pve_server: PveServer, runner: NetnsPlayRunn
     assert {result["mac"] for result in results} == {MAC0}
     assert results[-1]["after"] == f"e1000={MAC0},bridge=vmbr2,firewall=1,link_down=1,rate=12.5,trunks=10-12;30"
     assert pve_server.guest_config(100)["net0"] == results[-1]["after"]
-    assert all(MAC0 in params["net0"] for _, _, params, _ in writes(pve_server))  # never left for PVE to replace
+    assert all(MAC0 in write.params["net0"] for write in writes(pve_server))  # never left for PVE to replace
 
     new_mac = one(run(runner, pve_server, attach(vmid=100, interface="net0", mac="bc:24:11:ab:cd:ef")))
     assert (new_mac.status, new_mac["mac"]) == ("changed", "BC:24:11:AB:CD:EF")
@@ -295,8 +294,7 @@ def test_a_concurrent_edit_is_retried_once(pve_server: PveServer, runner: NetnsP
     assert edits == [1]
     config = pve_server.guest_config(100)
     assert config["description"] == "edited by someone else (1)" and config["net1"] == result["after"]
-    statuses = [status for _, _, _, status in writes(pve_server)]
-    assert statuses == [500, 200]
+    assert [write.status for write in writes(pve_server)] == [500, 200]
     reads = [r.path.rsplit("/", 1)[1] for r in pve_server.requests if r.method == "GET" and CONFIG_READ.fullmatch(r.path)]
     assert reads == ["pending", "pending", "pending"]  # read, re-read after the mismatch, read back after the write
 
@@ -311,7 +309,7 @@ def test_two_concurrent_edits_fail_clearly(pve_server: PveServer, runner: NetnsP
                              "(digest mismatch twice in a row); this task changed nothing, run it again")
     assert result["status_code"] == 500
     assert "net1" not in pve_server.guest_config(100, current=False)
-    assert [status for _, _, _, status in writes(pve_server)] == [500, 500]
+    assert [write.status for write in writes(pve_server)] == [500, 500]
 
 
 # -- detach -----------------------------------------------------------------------------------
@@ -330,7 +328,7 @@ def test_detach(pve_server: PveServer, runner: NetnsPlayRunner) -> None:
     assert (missing.status, missing["interface"]) == ("ok", "net7")
     assert "net1" not in pve_server.guest_config(100)
     [write] = writes(pve_server)
-    assert write[:2] == ("PUT", "/nodes/pve1/qemu/100/config") and write[2]["delete"] == "net1"
+    assert (write.method, write.path, write.params["delete"]) == ("PUT", "/nodes/pve1/qemu/100/config", "net1")
 
     unnamed = one(run(runner, pve_server, attach(vmid=100, state="absent")))
     assert unnamed.failed and unnamed["msg"] == "state is absent but all of the following are missing: interface"
@@ -448,6 +446,7 @@ def test_secrets_never_appear_in_verbose_output(pve_server: PveServer, runner: N
 TEN_GUESTS = [(101, "qemu", True, None), (102, "qemu", True, None), (103, "qemu", True, "disk,usb"),
               (104, "qemu", False, None), (105, "qemu", False, None), (106, "qemu", True, "0"),
               (201, "lxc", True, None), (202, "lxc", True, None), (203, "lxc", False, None), (204, "lxc", False, None)]
+TEN_IDS = [guest[0] for guest in TEN_GUESTS]
 LAB_TOPOLOGY = {"version": 1, "networks": {"lab": {"type": "bridge", "iface": "br-lab"}}}
 
 
@@ -462,7 +461,7 @@ def test_ten_guests_second_run_is_a_noop(pve_server: PveServer, runner: NetnsPla
                                config={"net0": f"name=eth0,bridge=vmbr0,hwaddr=BC:24:11:00:02:{vmid - 200:02X}"})
     task = attach("attach the lab guests", vmid="{{ item }}", network="lab", topology="{{ ghostwarden_topology }}",
                   firewall=True)
-    task["loop"] = [vmid for vmid, _, _, _ in TEN_GUESTS]
+    task["loop"] = TEN_IDS
     play_vars = {"ghostwarden_topology": LAB_TOPOLOGY}
 
     first = one(run(runner, pve_server, task, play_vars=play_vars))
@@ -481,7 +480,7 @@ def test_ten_guests_second_run_is_a_noop(pve_server: PveServer, runner: NetnsPla
     assert [item["reboot_required"] for item in second["results"]] == [False, False, True, False, False, True] + [
         False] * 4
     assert resource_lookups(pve_server) == 1  # one per play host
-    assert config_reads(pve_server) == Counter({vmid: 1 for vmid, _, _, _ in TEN_GUESTS})  # one per guest
+    assert config_reads(pve_server) == Counter(dict.fromkeys(TEN_IDS, 1))  # one per guest
     assert writes(pve_server) == []
     assert len(pve_server.requests) == 11
 
@@ -495,4 +494,3 @@ def test_given_node_and_guest_type_skip_the_lookup(pve_server: PveServer, runner
     hinted = one(run(runner, pve_server, attach(vmid=100, node="pve1", guest_type="qemu", interface="net0")))
     assert hinted.status == "ok" and resource_lookups(pve_server) == 0
     assert [(r.method, r.path) for r in pve_server.requests] == [("GET", "/nodes/pve1/qemu/100/pending")]
-

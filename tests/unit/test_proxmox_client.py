@@ -25,7 +25,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils._proxmox import (
     ProxmoxTaskError,
     check_connection_params,
 )
-from ansible_collections.ghostwarden.core.tests.pve.fixtures import inside_netns, pve_server  # noqa: F401  (fixture)
+from ansible_collections.ghostwarden.core.tests.pve.fixtures import inside_netns, pve_server  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.ghostwarden.core.tests.pve.server import PveServer
 
 SECRET = "5f0e3c36-1c62-4d7b-9a55-2b9a1f0c7e11"
@@ -151,7 +151,7 @@ def test_http_errors_become_one_line_with_pve_message_and_parameter_errors() -> 
     refused = ResourceException(400, "Bad Request", "Parameter verification failed.",
                                 errors={"tag": "value must have a maximum value of 4094",
                                         "firewall": "type check ('boolean') failed - got 'True'"})
-    proxmox, _ = client({("PUT", "/nodes/pve1/qemu/100/config"): [refused]})
+    proxmox = client({("PUT", "/nodes/pve1/qemu/100/config"): [refused]})[0]
     with pytest.raises(ProxmoxError) as error:
         proxmox.put("/nodes/pve1/qemu/100/config", tag=5000)
     assert str(error.value) == ("PUT /nodes/pve1/qemu/100/config: 400 Parameter verification failed.; "
@@ -165,8 +165,8 @@ def test_http_errors_become_one_line_with_pve_message_and_parameter_errors() -> 
 @pytest.mark.parametrize("reason", ["checksum mismatch (file change by other user?)",
                                     "detected modified configuration - file changed by other user? Try again."])
 def test_digest_mismatch_is_recognised(reason: str) -> None:
-    proxmox, _ = client({("PUT", "/nodes/pve1/lxc/200/config"): [ResourceException(500, "Internal Server Error",
-                                                                                   reason)]})
+    refused = ResourceException(500, "Internal Server Error", reason)
+    proxmox = client({("PUT", "/nodes/pve1/lxc/200/config"): [refused]})[0]
     with pytest.raises(ProxmoxError) as error:
         proxmox.put("/nodes/pve1/lxc/200/config", digest="0" * 40)
     assert str(error.value) == f"PUT /nodes/pve1/lxc/200/config: 500 {reason}"
@@ -174,18 +174,18 @@ def test_digest_mismatch_is_recognised(reason: str) -> None:
 
 
 def test_connection_failures_name_the_url() -> None:
-    proxmox, _ = client({("GET", "/version"): [requests.exceptions.ConnectionError(
+    proxmox = client({("GET", "/version"): [requests.exceptions.ConnectionError(
         "HTTPSConnectionPool(host='pve.example', port=8006): Max retries exceeded with url: /api2/json/version "
-        "(Caused by NewConnectionError('...: Failed to establish a new connection: [Errno 111] Connection refused'))")]})
+        "(Caused by NewConnectionError('...: Failed to establish a new connection: [Errno 111] Connection refused'))")]})[0]
     with pytest.raises(ProxmoxError) as error:
         proxmox.version()
     assert str(error.value) == "cannot reach the Proxmox VE API at https://pve.example:8006/api2/json: connection refused"
 
 
 def test_certificate_failures_say_what_to_do() -> None:
-    proxmox, _ = client({("GET", "/version"): [requests.exceptions.SSLError(
+    proxmox = client({("GET", "/version"): [requests.exceptions.SSLError(
         "HTTPSConnectionPool(host='pve.example', port=8006): Max retries exceeded (Caused by SSLError(SSLCertVerification"
-        "Error(1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate (_ssl.c:992)')))")]})
+        "Error(1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate (_ssl.c:992)')))")]})[0]
     with pytest.raises(ProxmoxError) as error:
         proxmox.version()
     assert str(error.value) == (
@@ -221,8 +221,9 @@ def test_wait_task_polls_the_node_of_the_upid_until_it_stops(no_sleep: list[floa
 
 def test_wait_task_accepts_warnings_and_reports_failures(no_sleep: list[float]) -> None:
     status_path = f"/nodes/pve1/tasks/{UPID}/status"
-    proxmox, _ = client({("GET", status_path): [{"status": "stopped", "exitstatus": "WARNINGS: 1"},
-                                                 {"status": "stopped", "exitstatus": "hotplug problem - no bridge"}]})
+    statuses = [{"status": "stopped", "exitstatus": "WARNINGS: 1"},
+                {"status": "stopped", "exitstatus": "hotplug problem - no bridge"}]
+    proxmox = client({("GET", status_path): statuses})[0]
     proxmox.wait_task(UPID)
     with pytest.raises(ProxmoxTaskError) as error:
         proxmox.wait_task(UPID)
@@ -234,7 +235,7 @@ def test_wait_task_times_out(no_sleep: list[float], monkeypatch: pytest.MonkeyPa
     clock = iter([0.0, 0.0, 5.0])
     monkeypatch.setattr(_proxmox.time, "monotonic", lambda: next(clock))
     status_path = f"/nodes/pve1/tasks/{UPID}/status"
-    proxmox, _ = client({("GET", status_path): [{"status": "running"}, {"status": "running"}]})
+    proxmox = client({("GET", status_path): [{"status": "running"}, {"status": "running"}]})[0]
     with pytest.raises(ProxmoxTaskError) as error:
         proxmox.wait_task(UPID, timeout=2)
     assert str(error.value) == f"task qmconfig 100 on pve1 still running after 2 s ({UPID})"
@@ -278,7 +279,7 @@ def test_guests_are_listed_once_per_client() -> None:
     ({"vmid": 101, "name": "web1"}, "vmid 101 is VM 101 on pve2, named db1, not web1"),
 ])
 def test_guest_lookup_failures(lookup: dict, expected: str) -> None:
-    proxmox, _ = client({("GET", "/cluster/resources"): [RESOURCES]})
+    proxmox = client({("GET", "/cluster/resources"): [RESOURCES]})[0]
     with pytest.raises(GuestNotFoundError) as error:
         proxmox.locate_guest(**lookup)
     assert str(error.value) == expected
