@@ -411,13 +411,26 @@ def test_certificate_validation(pve_server: PveServer, runner: NetnsPlayRunner) 
 
 def test_environment_fallbacks(pve_server: PveServer, runner: NetnsPlayRunner) -> None:
     pve_server.add_qemu(100, node="pve1", name="web1", running=False, config={"net0": f"virtio={MAC0},bridge=vmbr0"})
-    runner.extra_environment = {"PROXMOX_HOST": pve_server.host, "PROXMOX_PORT": str(pve_server.port),
-                                "PROXMOX_TOKEN_ID": pve_server.TOKEN_ID, "PROXMOX_TOKEN_SECRET": pve_server.TOKEN_SECRET,
-                                "PROXMOX_CA_PATH": pve_server.ca_path, "PROXMOX_VALIDATE_CERTS": "true"}
+    environment = {"PROXMOX_HOST": pve_server.host, "PROXMOX_PORT": str(pve_server.port),
+                   "PROXMOX_TOKEN_ID": pve_server.TOKEN_ID, "PROXMOX_TOKEN_SECRET": pve_server.TOKEN_SECRET,
+                   "PROXMOX_CA_PATH": pve_server.ca_path, "PROXMOX_VALIDATE_CERTS": "true"}
+    runner.extra_environment = environment
     results = run(runner, pve_server, [attach("first", vmid=100, interface="net0", tag=9),
                                        attach("second", vmid=100, interface="net0", tag=9)], connection=None)
     assert [result.status for result in results] == ["changed", "ok"], results.output
     assert pve_server.guest_config(100)["net0"] == f"virtio={MAC0},bridge=vmbr0,tag=9"
+    assert resource_lookups(pve_server) == 2  # the controller's environment: one lookup per worker
+
+    # The task's own environment reaches the module but not the controller process: the action
+    # plugin leaves the lookup to the module, which then looks for each item of the loop.
+    runner.extra_environment = {}
+    pve_server.clear_log()
+    task = attach("from the task environment", vmid="{{ item }}", interface="net0", tag=9)
+    task.update(environment=environment, loop=[100, 100])
+    looped = one(run(runner, pve_server, task, connection=None))
+    assert looped.status == "ok" and [item["after"] for item in looped["results"]] == [
+        f"virtio={MAC0},bridge=vmbr0,tag=9"] * 2
+    assert resource_lookups(pve_server) == 2
 
 
 def test_secrets_never_appear_in_verbose_output(pve_server: PveServer, runner: NetnsPlayRunner) -> None:
