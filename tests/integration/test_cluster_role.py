@@ -167,8 +167,8 @@ def test_removing_a_node_from_the_group_removes_it_from_every_fdb(lab: ClusterLa
 
 def test_a_protected_link_is_refused_before_anything_changes(lab: ClusterLab) -> None:
     before = {node: lab.peers(node) for node in THREE}
-    bad = {**TOPOLOGY, "networks": {**TOPOLOGY["networks"],
-                                     "lan": {"type": "bridge", "iface": "br-lan", "ports": ["eth0"]}}}
+    lan = {"type": "bridge", "iface": "br-lan", "ports": ["eth0"]}
+    bad = {**TOPOLOGY, "networks": {**TOPOLOGY["networks"], "lan": lan}}
     run = lab.converge("--limit", "node1", topology=bad)
     assert run.rc != 0
     assert run.failed() == {"node1": 1}, run.output
