@@ -34,6 +34,7 @@ from contextlib import contextmanager
 import pytest
 
 from ansible_collections.ghostwarden.core.tests.pve.netns import inside_netns
+from ansible_collections.ghostwarden.core.tests.pve.schema import locate_schema_dir
 from ansible_collections.ghostwarden.core.tests.pve.server import PveServer
 
 __all__ = ["inside_netns", "missing_requirement", "pve_lab", "pve_server", "requires_netns", "throwaway_netns"]
@@ -50,6 +51,14 @@ def missing_requirement() -> str | None:
 
 requires_netns = pytest.mark.skipif(missing_requirement() is not None,
                                     reason=missing_requirement() or "namespace tests can run")
+
+
+# The official schema is reference data beside the project, not part of it: without it the
+# server accepts what its own NIC parsers accept, and tests of schema refusals cannot run.
+requires_schema = pytest.mark.skipif(
+    locate_schema_dir() is None,
+    reason="the official PVE API schema (apidata-v8/v9.json, ../shared/pve or $GHOSTWARDEN_PVE_SCHEMA_DIR) is not here",
+)
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils._proxmox import (
     ProxmoxTaskError,
     check_connection_params,
 )
-from ansible_collections.ghostwarden.core.tests.pve.fixtures import inside_netns, pve_server  # noqa: F401  pylint: disable=unused-import
+from ansible_collections.ghostwarden.core.tests.pve.fixtures import inside_netns, pve_server, requires_schema  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.ghostwarden.core.tests.pve.server import PveServer
 
 SECRET = "5f0e3c36-1c62-4d7b-9a55-2b9a1f0c7e11"
@@ -329,6 +329,7 @@ def test_wrong_credentials_and_certificates(pve_server: PveServer) -> None:
         "lab only, validate_certs: false")
 
 
+@requires_schema
 def test_schema_refusals_and_tasks(pve_server: PveServer) -> None:
     pve_server.add_qemu(100, node="pve1", name="web1", running=True, config={"net0": "virtio,bridge=vmbr0"})
     with inside_netns(pve_server.netns):

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from ansible_collections.ghostwarden.core.tests.pve.fixtures import inside_netns, pve_server  # noqa: F401  pylint: disable=unused-import
+from ansible_collections.ghostwarden.core.tests.pve.fixtures import inside_netns, pve_server, requires_schema  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.ghostwarden.core.tests.pve.schema import (
     QEMU_NET_FORMAT, ApiSchema, locate_schema_dir, parse_property_string, print_property_string, validate_parameters,
 )
@@ -164,6 +164,7 @@ def test_canonical_netn_mac_generation_and_digest(pve_server):
         assert (error.status_code, error.content) == (501, "Method 'POST /nodes/pve1/lxc/200/config' not implemented")
 
 
+@requires_schema
 def test_schema_refusals_over_the_wire(pve_server):
     pve_server.add_qemu(100, node="pve1", name="web1")
     with inside_netns(pve_server.netns):
