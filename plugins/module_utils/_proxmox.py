@@ -223,6 +223,9 @@ def check_connection_params(params: ConnectionParams) -> None:
         raise ValidationError(Issue("api_host", f"{host!r} is a URL; give only the host name or address"))
     if isinstance(params.api_port, bool) or not isinstance(params.api_port, int) or not 1 <= params.api_port <= 65535:
         raise ValidationError(Issue("api_port", f"{params.api_port!r} is not a TCP port 1-65535"))
+    if isinstance(params.timeout, bool) or not isinstance(params.timeout, int) or params.timeout < 1:
+        # requests raises a bare ValueError for a timeout of 0 or less, at the first request
+        raise ValidationError(Issue("api_timeout", f"{params.timeout!r} is not a number of seconds of 1 or more"))
     if params.validate_certs and params.ca_path and not os.path.isfile(params.ca_path):
         raise ValidationError(Issue("ca_path", f"{params.ca_path} is not a file"))
     user = params.api_user

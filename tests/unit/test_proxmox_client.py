@@ -120,6 +120,8 @@ def test_accepted_identities(options: dict, identity: str) -> None:
     ({"api_host": "https://pve:8006"}, "api_host: 'https://pve:8006' is a URL; give only the host name or address"),
     ({"api_host": "pve", "api_port": 0}, "api_port: 0 is not a TCP port 1-65535"),
     ({"api_host": "pve", "ca_path": "/nonexistent/ca.pem"}, "ca_path: /nonexistent/ca.pem is not a file"),
+    ({"api_host": "pve", "timeout": 0}, "api_timeout: 0 is not a number of seconds of 1 or more"),
+    ({"api_host": "pve", "timeout": -5}, "api_timeout: -5 is not a number of seconds of 1 or more"),
 ])
 def test_host_problems(options: dict, expected: str) -> None:
     with pytest.raises(ValidationError) as error:
