@@ -51,6 +51,7 @@ TOKEN_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9._-]+")
 UPID_RE = re.compile(r"UPID:(?P<node>[^:]+):[0-9A-Fa-f]{8,}:[0-9A-Fa-f]{8,}:[0-9A-Fa-f]{8,}:"
                      r"(?P<type>[^:]*):(?P<id>[^:]*):(?P<user>[^:]+):")
 VERSION_RE = re.compile(r"(\d+)\.(\d+)")
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # Seconds between two polls of a task's status: quick at first (most config tasks take
 # milliseconds), then once a second as proxmoxer's blocking_status does.
 POLL_INTERVALS = (0.05, 0.1, 0.2, 0.4, 0.8)
@@ -250,6 +251,12 @@ def check_connection_params(params: ConnectionParams) -> None:
         if not params.api_token_secret:
             raise ValidationError(Issue("api_token_secret", f"missing: the API token {params.identity} needs its "
                                                             "secret (or PROXMOX_TOKEN_SECRET)"))
+        if CONTROL_RE.search(params.api_token_secret):
+            # The secret goes into the Authorization header, which http.client refuses with a ValueError
+            # quoting the whole header - secret included; the value is not shown here either.
+            raise ValidationError(Issue("api_token_secret", "contains a line break, tab or other control character "
+                                                            "(a trailing newline from a YAML block scalar?); give "
+                                                            "the secret alone"))
         return
     if params.api_token_secret:
         raise ValidationError(Issue("api_token_id", "missing: api_token_secret is given without the token's id"))

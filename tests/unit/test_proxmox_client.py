@@ -351,3 +351,21 @@ def test_schema_refusals_and_tasks(pve_server: PveServer) -> None:
     assert str(failed.value) == f"task qmconfig 100 on pve1 failed: hotplug problem - bridge 'vmbr7' does not exist " \
                                 f"({upid})"
     assert "net2" not in pve_server.guest_config(100, current=False)
+
+
+@pytest.mark.parametrize("options", [
+    {"api_token_secret": SECRET + "\n"},  # a secret from a YAML block scalar (|) ends with a newline
+    {"api_token_secret": SECRET + "\r\n"},
+    {"api_token_secret": "\t" + SECRET},
+])
+def test_token_secret_with_control_characters_is_refused_without_showing_it(pve_server: PveServer,
+                                                                             options: dict) -> None:
+    # Sent, it ends up in the Authorization header: http.client refuses that with a ValueError that
+    # quotes the header, the secret included.
+    with inside_netns(pve_server.netns):
+        with pytest.raises(ValidationError) as error:
+            connect(pve_server, **options).version()
+    assert str(error.value) == ("api_token_secret: contains a line break, tab or other control character (a "
+                                "trailing newline from a YAML block scalar?); give the secret alone")
+    assert SECRET not in str(error.value)
+    assert pve_server.requests == []
