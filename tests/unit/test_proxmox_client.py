@@ -358,8 +358,8 @@ def test_schema_refusals_and_tasks(pve_server: PveServer) -> None:
     {"api_token_secret": SECRET + "\r\n"},
     {"api_token_secret": "\t" + SECRET},
 ])
-def test_token_secret_with_control_characters_is_refused_without_showing_it(pve_server: PveServer,
-                                                                             options: dict) -> None:
+def test_token_secret_with_control_characters_is_refused_without_showing_it(
+        pve_server: PveServer, options: dict) -> None:
     # Sent, it ends up in the Authorization header: http.client refuses that with a ValueError that
     # quotes the header, the secret included.
     with inside_netns(pve_server.netns):
