@@ -89,7 +89,9 @@ def _plan(guest: Guest, config: GuestConfig, request: AttachRequest) -> _Plan:
     else:
         interface_number(interface)
     before = config.nic(interface, guest.type)
-    after = desired_nic(guest.type, interface, before, settings)
+    # A NIC whose deletion is pending still runs, with its MAC: asking for it again starts from it.
+    base = before if before is not None else config.current_nic(interface, guest.type)
+    after = desired_nic(guest.type, interface, base, settings)
     if after == before:
         return _Plan(interface, before, after, None)
     # Back to the running value: dropping the pending change is the exact way there.
