@@ -606,10 +606,11 @@ def _describe_pending(entries: Iterable[tuple]) -> str:
 class SdnRun:
     """Stage a plan's changes and apply them once; roll back on failure.
 
-    With the PVE 9 lock, a failure is rolled back with ``POST /cluster/sdn/rollback`` when the
-    lock was taken with nothing pending (the rollback drops every pending change, so it must
-    not meet anybody else's); otherwise, and on PVE 8, the staged changes are undone in
-    reverse order.
+    Before the apply, with the PVE 9 lock, a failure is rolled back with ``POST
+    /cluster/sdn/rollback`` when the lock was taken with nothing pending (the rollback drops
+    every pending change, so it must not meet anybody else's); otherwise, and on PVE 8, the
+    staged changes are undone in reverse order. A failed reload task after the apply is undone
+    by applying the previous configuration again (:meth:`apply_previous`).
     """
 
     def __init__(self, client: Any, *, use_lock: bool, apply_timeout: float = APPLY_TIMEOUT) -> None:
@@ -638,6 +639,7 @@ class SdnRun:
         made: list[Change] = []
         total = len(changes)
         step = "staging"
+        committed = False
         try:
             for number, change in enumerate(changes, 1):
                 step = f"step {number} of {total}: {change} ({change.method} {change.path})"
@@ -650,9 +652,12 @@ class SdnRun:
                 if self.token:
                     params["release-lock"] = 0  # held until the task has ended, so that a failure can roll back
                 upid = self.client.put("/cluster/sdn", **params)
+                committed = True
                 step = "apply task (reloadnetworkall)"
                 self.client.wait_task(upid, timeout=self.apply_timeout)
         except GhostwardenError as error:
+            if committed:
+                raise self.apply_previous(step, str(error), made) from None
             raise self.roll_back(step, str(error), made) from None
         try:
             self.release()
@@ -687,6 +692,38 @@ class SdnRun:
         how = (f"the {len(made)} staged change(s) were undone in reverse order" if made
                else "nothing had been staged")
         return SdnExportError(step, cause, rolled_back=True, made=made, how=how + self._release_quietly())
+
+    def apply_previous(self, step: str, cause: str, made: list[Change]) -> SdnExportError:
+        """Undo a run whose reload task failed after ``PUT /cluster/sdn`` had returned.
+
+        PVE commits the pending configuration when it accepts the PUT, before the task reloads
+        the nodes; pending changes, and with them ``POST /cluster/sdn/rollback``, are gone by then.
+        So the previous configuration is staged again (the made changes undone in reverse) and
+        applied with a second PUT, which reloads the nodes with what they ran before.
+        """
+        undo = rollback(made)
+        for change in undo:
+            try:
+                getattr(self.client, change.method.lower())(change.path, **dict(change.params), **self._lock_params())
+            except GhostwardenError as error:
+                left = ", ".join(str(item) for item in undo[undo.index(change):])
+                return SdnExportError(step, cause, rolled_back=False, made=made,
+                                      how=f"PVE had committed the configuration before the reload failed; undoing it "
+                                          f"failed at {change} ({error}); still to undo by hand and apply: "
+                                          f"{left}{self._release_quietly()}")
+        try:
+            # Without release-lock=0 the lock goes with this apply.
+            upid = self.client.put("/cluster/sdn", **self._lock_params())
+            self.token = None
+            self.client.wait_task(upid, timeout=self.apply_timeout)
+        except GhostwardenError as error:
+            return SdnExportError(step, cause, rolled_back=False, made=made,
+                                  how=f"PVE had committed the configuration before the reload failed; the {len(made)} "
+                                      f"change(s) were undone, but applying the previous configuration again failed "
+                                      f"too ({error}): the nodes may run either{self._release_quietly()}")
+        return SdnExportError(step, cause, rolled_back=True, made=made,
+                              how=f"PVE had committed the configuration before the reload failed; the {len(made)} "
+                                  "change(s) were undone and the previous configuration applied again (PUT /cluster/sdn)")
 
     def _release_quietly(self) -> str:
         """Release the lock after a manual undo; a failure to do so is told, not raised."""

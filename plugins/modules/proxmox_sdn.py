@@ -17,9 +17,12 @@ description:
     network's C(mtu) becomes the zone's.
   - All changes of a run are staged first and then applied with exactly one C(PUT /cluster/sdn), and the module
     waits for the apply task. On Proxmox VE 9 the SDN configuration is locked (C(POST /cluster/sdn/lock)) for the
-    run, every write carries the lock token, and a failure is rolled back with C(POST /cluster/sdn/rollback).
-    On Proxmox VE 8, which has no lock, the staged changes are undone in reverse order. Either way the task fails
-    naming the step that failed.
+    run, every write carries the lock token, and a failure before the apply is rolled back with
+    C(POST /cluster/sdn/rollback). On Proxmox VE 8, which has no lock, the staged changes are undone in reverse
+    order. A reload task that fails after PVE accepted the apply (PVE commits the configuration at that point) is
+    undone by staging the previous configuration again and applying it with a second C(PUT /cluster/sdn). Either
+    way the task fails naming the step that failed, and C(rolled_back) says whether the previous configuration
+    is back.
   - The module changes only what it created. Its vnets carry the alias C(ghostwarden.<network>) (zones have no
     comment field in the API); their subnets, and zones that hold only such vnets, are its own too. An id it
     wants that is taken by another object is a conflict, reported without writing anything.

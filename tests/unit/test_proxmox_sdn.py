@@ -403,6 +403,8 @@ class FakeSdn:
             self.token = None
             return None
         if path == "/cluster/sdn":
+            # As PVE: the pending configuration is committed here; the task only reloads the nodes.
+            self.running = copy.deepcopy(self.config)
             self.tasks += 1
             self.release_after_task = bool(params.get("release-lock", 1))
             return f"UPID:pve1:0000AAAA:0000BBBB:0000CCCC:reloadnetworkall::root@pam:{self.tasks}"
@@ -489,40 +491,50 @@ def test_check_mode_reads_only(version: tuple[int, int]) -> None:
     assert api.writes() == [] and api.config["zones"] == {}
 
 
-def test_pve9_apply_task_failure_is_rolled_back_by_pve() -> None:
-    api = FakeSdn((9, 0))
+@pytest.mark.parametrize("version", [(8, 2), (9, 0)])
+def test_a_failed_reload_applies_the_previous_configuration_again(version: tuple[int, int]) -> None:
+    # PVE commits at PUT /cluster/sdn: nothing is pending when the reload task fails, so the
+    # rollback endpoint could not help; the previous configuration is staged and applied again.
+    api = FakeSdn(version)
     export(api, desired_sdn(topology(), ["lab"]))
     before = copy.deepcopy(api.config)
     api.requests.clear()
     api.fail_task = "ifreload failed on pve2"
     with pytest.raises(SdnExportError) as caught:
-        export(api, desired_sdn(topology(), ["lab", "overlay_lab"]))
-    error = caught.value
-    assert str(error) == ("apply task (reloadnetworkall): task reloadnetworkall failed: ifreload failed on pve2; "
-                          "rolled back with POST /cluster/sdn/rollback (4 staged change(s) dropped) and the SDN lock "
-                          "released")
-    assert error.to_result()["rolled_back"] is True
-    assert error.to_result()["failed_step"] == "apply task (reloadnetworkall)"
-    assert api.writes()[-2:] == [("PUT", "/cluster/sdn"), ("POST", "/cluster/sdn/rollback")]
-    assert api.config == before and api.token is None
-
-
-def test_pve8_apply_task_failure_is_undone_in_reverse_order() -> None:
-    api = FakeSdn((8, 2))
-    export(api, desired_sdn(topology(), ["lab"]))
-    before = copy.deepcopy(api.config)
-    api.requests.clear()
-    api.fail_task = "ifreload failed"
-    with pytest.raises(SdnExportError) as caught:
         export(api, desired_sdn(topology({"lab": {"type": "vlan", "vlan": 21, "parent": "vmbr0"}}), ["lab"]))
-    assert str(caught.value) == ("apply task (reloadnetworkall): task reloadnetworkall failed: ifreload failed; the 3 "
-                                 "staged change(s) were undone in reverse order")
-    assert api.writes() == [
+    assert str(caught.value) == (
+        "apply task (reloadnetworkall): task reloadnetworkall failed: ifreload failed on pve2; PVE had committed the "
+        "configuration before the reload failed; the 3 change(s) were undone and the previous configuration applied "
+        "again (PUT /cluster/sdn)")
+    assert caught.value.to_result()["rolled_back"] is True
+    assert caught.value.to_result()["failed_step"] == "apply task (reloadnetworkall)"
+    writes = [write for write in api.writes() if write[1] != "/cluster/sdn/lock"]
+    assert writes == [
         ("DELETE", "/cluster/sdn/vnets/gwlab/subnets/gwzlab-10.20.0.0-24"), ("PUT", "/cluster/sdn/zones/gwzlab"),
         ("PUT", "/cluster/sdn/vnets/gwlab"), ("PUT", "/cluster/sdn"),
         ("PUT", "/cluster/sdn/vnets/gwlab"), ("PUT", "/cluster/sdn/zones/gwzlab"),
-        ("POST", "/cluster/sdn/vnets/gwlab/subnets")]
-    assert api.config == before
+        ("POST", "/cluster/sdn/vnets/gwlab/subnets"), ("PUT", "/cluster/sdn")]
+    assert ("POST", "/cluster/sdn/rollback") not in api.writes()
+    assert api.config == before and api.running == before and api.token is None
+
+
+def test_a_failed_second_apply_is_reported_as_not_rolled_back() -> None:
+    api = FakeSdn((8, 2))
+    export(api, desired_sdn(topology(), ["lab"]))
+    api.fail_task = "ifreload failed"
+    original_wait = api.wait_task
+
+    def fail_twice(upid: str, timeout: float = 300) -> None:
+        api.fail_task = api.fail_task or "ifreload failed again"
+        original_wait(upid, timeout)
+
+    api.wait_task = fail_twice  # type: ignore[method-assign]
+    with pytest.raises(SdnExportError) as caught:
+        export(api, desired_sdn(topology({"lab": {"type": "vlan", "vlan": 21, "parent": "vmbr0"}}), ["lab"]))
+    assert caught.value.to_result()["rolled_back"] is False
+    assert str(caught.value).endswith(
+        "the 3 change(s) were undone, but applying the previous configuration again failed too (task reloadnetworkall "
+        "failed: ifreload failed again): the nodes may run either")
 
 
 @pytest.mark.parametrize("version", [(8, 2), (9, 0)])
