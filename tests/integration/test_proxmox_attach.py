@@ -432,6 +432,15 @@ def test_environment_fallbacks(pve_server: PveServer, runner: NetnsPlayRunner) -
         f"virtio={MAC0},bridge=vmbr0,tag=9"] * 2
     assert resource_lookups(pve_server) == 2
 
+    # PROXMOX_VALIDATE_CERTS is read: without a CA, "false" reaches the server and "true" is refused.
+    without_ca = {key: value for key, value in environment.items() if key != "PROXMOX_CA_PATH"}
+    runner.extra_environment = {**without_ca, "PROXMOX_VALIDATE_CERTS": "false"}
+    unverified = one(run(runner, pve_server, attach("unverified", vmid=100, interface="net0", tag=9), connection=None))
+    assert unverified.status == "ok", unverified
+    runner.extra_environment = {**without_ca, "PROXMOX_VALIDATE_CERTS": "true"}
+    verified = one(run(runner, pve_server, attach("verified", vmid=100, interface="net0", tag=9), connection=None))
+    assert verified.failed and "its TLS certificate could not be verified" in verified["msg"], verified
+
 
 def test_secrets_never_appear_in_verbose_output(pve_server: PveServer, runner: NetnsPlayRunner) -> None:
     pve_server.add_qemu(100, node="pve1", name="web1", running=True, config={"net0": f"virtio={MAC0},bridge=vmbr0"})
