@@ -137,25 +137,41 @@ class PlayRunner:
         return PlayResults(tasks, document["stats"].get("localhost", {}), completed.returncode, output)
 
     def _environment(self, results_file: Path) -> dict[str, str]:
-        # Nothing from the caller's Ansible settings, and no SSH_CONNECTION: the management guard
-        # would otherwise protect whatever connection runs the tests, and rulesets would differ.
-        environment = {key: value for key, value in os.environ.items()
-                       if not key.startswith("ANSIBLE_") and key not in ("SSH_CONNECTION", "SSH_CLIENT")}
+        return playbook_environment(self.workdir, results_file=results_file)
+
+
+def playbook_environment(workdir: Path, *, results_file: Path | None = None,
+                         dropped_prefixes: tuple[str, ...] = ("ANSIBLE_",)) -> dict[str, str]:
+    """The environment of an ansible-playbook run of the tests, with its files under ``workdir``.
+
+    Nothing from the caller's Ansible settings, and no SSH_CONNECTION: the management guard
+    would otherwise protect whatever connection runs the tests, and rulesets would differ. With
+    ``results_file``, the task_results callback writes every task's result there (the output
+    is then that file, not the usual text).
+    """
+    config = workdir / "ansible.cfg"
+    if not config.exists():
+        config.write_text("[defaults]\n")
+    environment = {key: value for key, value in os.environ.items()
+                   if not key.startswith(dropped_prefixes) and key not in ("SSH_CONNECTION", "SSH_CLIENT")}
+    environment.update({
+        "ANSIBLE_CONFIG": str(config),
+        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH),
+        "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+        "ANSIBLE_RETRY_FILES_ENABLED": "false",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOCAL_TEMP": str(workdir / "tmp"),
+        "ANSIBLE_REMOTE_TMP": str(workdir / "remote_tmp"),
+    })
+    if results_file is not None:
         environment.update({
-            "ANSIBLE_CONFIG": str(self.workdir / "ansible.cfg"),
-            "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH),
-            "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
             "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACK_PLUGINS),
             "ANSIBLE_STDOUT_CALLBACK": "task_results",
-            "ANSIBLE_LOCALHOST_WARNING": "false",
-            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-            "ANSIBLE_RETRY_FILES_ENABLED": "false",
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_LOCAL_TEMP": str(self.workdir / "tmp"),
-            "ANSIBLE_REMOTE_TMP": str(self.workdir / "remote_tmp"),
             "GHOSTWARDEN_TEST_RESULTS": str(results_file),
         })
-        return environment
+    return environment
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ reads the play recap per host.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from ansible_collections.ghostwarden.core.tests.integration.conftest import COLLECTIONS_PATH, PLAY_TIMEOUT, _ansible_playbook
+from ansible_collections.ghostwarden.core.tests.integration.conftest import PLAY_TIMEOUT, _ansible_playbook, playbook_environment
 
 RECAP = re.compile(r"^(?P<host>\S+)\s+: ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+"
                    r"failed=(?P<failed>\d+)", re.MULTILINE)
@@ -53,12 +52,8 @@ class RoleLab:
     def playbook(self, plays: list[dict], *arguments: str) -> Run:
         path = self.workdir / f"play-{secrets.token_hex(3)}.yml"
         path.write_text(yaml.safe_dump(plays, sort_keys=False))
-        environment = {key: value for key, value in os.environ.items()
-                       if not key.startswith("ANSIBLE_") and key not in ("SSH_CONNECTION", "SSH_CLIENT")}
-        environment.update(ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_PATH), ANSIBLE_NOCOLOR="1",
-                           ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-                           ANSIBLE_RETRY_FILES_ENABLED="false", ANSIBLE_LOCAL_TEMP=str(self.workdir / "tmp"))
-        completed = subprocess.run([str(_ansible_playbook()), str(path), *arguments], env=environment,
+        completed = subprocess.run([str(_ansible_playbook()), str(path), *arguments],
+                                   env=playbook_environment(self.workdir),
                                    capture_output=True, text=True, timeout=PLAY_TIMEOUT, check=False)
         return Run(completed.returncode, completed.stdout + completed.stderr)
 

@@ -14,10 +14,8 @@ server object itself.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,16 +23,17 @@ from typing import Any
 import pytest
 import yaml
 
+from ansible_collections.ghostwarden.core.tests.integration.conftest import (
+    PLAY_TIMEOUT,
+    _ansible_playbook,
+    playbook_environment,
+)
 from ansible_collections.ghostwarden.core.tests.pve.fixtures import (  # pylint: disable=unused-import
     inside_netns,
     pve_server,  # noqa: F401  (the fixture)
 )
 from ansible_collections.ghostwarden.core.tests.pve.server import PveServer
 
-ROOT = Path(__file__).resolve().parents[2]
-COLLECTIONS_PATH = ROOT / ".cache" / "collections"
-CALLBACK_PLUGINS = Path(__file__).resolve().parent / "callback_plugins"
-PLAY_TIMEOUT = 180
 BOTH_VERSIONS = pytest.mark.parametrize("pve_server", [8, 9], indirect=True, ids=["pve8", "pve9"])
 
 TOPOLOGY = {
@@ -46,11 +45,6 @@ TOPOLOGY = {
         "nat_dev": {"type": "routed", "cidr": "10.33.0.0/24", "gw_ip": "10.33.0.1"},
     },
 }
-
-
-def _ansible_playbook() -> Path:
-    beside_python = Path(sys.executable).with_name("ansible-playbook")
-    return beside_python if beside_python.exists() else ROOT / ".venv" / "bin" / "ansible-playbook"
 
 
 class Play:
@@ -94,23 +88,8 @@ class Play:
                 for entry in json.loads(results.read_text())["tasks"]]
 
     def _environment(self, results: Path, verbose: bool) -> dict[str, str]:
-        environment = {key: value for key, value in os.environ.items()
-                       if not key.startswith(("ANSIBLE_", "PROXMOX_")) and key not in ("SSH_CONNECTION", "SSH_CLIENT")}
-        environment.update({
-            "ANSIBLE_CONFIG": str(self.workdir / "ansible.cfg"),
-            "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH),
-            "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
-            "ANSIBLE_LOCALHOST_WARNING": "false",
-            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-            "ANSIBLE_RETRY_FILES_ENABLED": "false",
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_LOCAL_TEMP": str(self.workdir / "tmp"),
-            "ANSIBLE_REMOTE_TMP": str(self.workdir / "remote_tmp"),
-        })
-        if not verbose:
-            environment.update({"ANSIBLE_CALLBACK_PLUGINS": str(CALLBACK_PLUGINS),
-                                "ANSIBLE_STDOUT_CALLBACK": "task_results", "GHOSTWARDEN_TEST_RESULTS": str(results)})
-        return environment
+        return playbook_environment(self.workdir, results_file=None if verbose else results,
+                                    dropped_prefixes=("ANSIBLE_", "PROXMOX_"))
 
 
 @pytest.fixture
