@@ -121,7 +121,8 @@ def require_vlan_filtering(namespace: NetNS) -> None:
     namespace.run("ip", "link", "del", "probe-br")
 
 
-@pytest.mark.parametrize("vlan_aware", [False, True], ids=["plain-bridges", "vlan-aware-bridges"])
+@pytest.mark.parametrize("vlan_aware", [pytest.param(False, id="plain-bridges"),
+                                        pytest.param(True, id="vlan-aware-bridges", marks=pytest.mark.vlan_kernel)])
 def test_the_shell_replay_reaches_the_state_the_backend_reaches(vlan_aware: bool) -> None:
     with throwaway_netns() as python_side, throwaway_netns() as shell_side:
         if vlan_aware:
@@ -144,7 +145,8 @@ def test_the_shell_replay_reaches_the_state_the_backend_reaches(vlan_aware: bool
                 owned_by = desired
 
 
-@pytest.mark.parametrize("vlan_aware", [False, True], ids=["plain-bridges", "vlan-aware-bridges"])
+@pytest.mark.parametrize("vlan_aware", [pytest.param(False, id="plain-bridges"),
+                                        pytest.param(True, id="vlan-aware-bridges", marks=pytest.mark.vlan_kernel)])
 def test_the_second_plan_uses_every_kernel_operation_kind(vlan_aware: bool) -> None:
     with throwaway_netns() as namespace:
         if vlan_aware:
@@ -182,6 +184,7 @@ def test_force_keeps_going_after_a_failing_line_and_reports_it() -> None:
     assert created == [LinkState("br-x", "bridge", "x", expected)]
 
 
+@pytest.mark.vlan_kernel
 def test_a_vlan_device_replays_like_the_backend_creates_it() -> None:
     with throwaway_netns() as python_side, throwaway_netns() as shell_side:
         for namespace in (python_side, shell_side):

@@ -448,6 +448,7 @@ def test_set_sysctl(netns: NetNS, backend: NetlinkBackend) -> None:
     assert netns.run("sysctl", "-n", "net.ipv6.conf.all.forwarding").stdout == "1\n"
 
 
+@pytest.mark.vlan_kernel
 def test_vlan_device(netns: NetNS, backend: NetlinkBackend) -> None:
     require_vlan_devices(netns)
     veth(netns, "trunk0", "trunk1")
@@ -460,6 +461,7 @@ def test_vlan_device(netns: NetNS, backend: NetlinkBackend) -> None:
     assert link_json(netns, "vl20")["linkinfo"]["info_data"]["id"] == 20
 
 
+@pytest.mark.vlan_kernel
 def test_bridge_vlans(netns: NetNS, backend: NetlinkBackend) -> None:
     require_vlan_filtering(netns)
     veth(netns, "port0", "port1")

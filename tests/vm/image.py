@@ -123,9 +123,14 @@ class Image:
                                               self.repo / "Packages", self.directory / "recipe.json"))
 
 
+def current_image() -> Image:
+    """This recipe's cache entry, built or not."""
+    return Image(CACHE_ROOT / recipe_hash())
+
+
 def ensure_image(log=print) -> Image:
     """The cached image of this recipe, built first when it is missing (one build at a time)."""
-    image = Image(CACHE_ROOT / recipe_hash())
+    image = current_image()
     if image.complete():
         return image
     CACHE_ROOT.mkdir(parents=True, exist_ok=True)

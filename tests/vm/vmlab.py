@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 try:  # run as a script (python tests/vm/vmlab.py) or imported as part of the collection's tests
-    from image import REPO_URL, Image, ensure_image  # type: ignore[no-redef]
+    from image import REPO_URL, Image, current_image, ensure_image  # type: ignore[no-redef]
 except ImportError:
-    from ansible_collections.ghostwarden.core.tests.vm.image import REPO_URL, Image, ensure_image
+    from ansible_collections.ghostwarden.core.tests.vm.image import REPO_URL, Image, current_image, ensure_image
 
 NAMESPACE_PREFIX = "gwvm-"
 MGMT_BRIDGE = "mgmt"
@@ -124,6 +124,15 @@ class Guest:
             raise VmLabError(f"{self.name}: {command!r} exited {completed.returncode}:\n"
                              f"{completed.stdout}{completed.stderr}")
         return completed
+
+    def push(self, data: bytes, command: str, *, timeout: float = 120) -> None:
+        """Run ``command`` on the guest with ``data`` on its standard input (a tar stream, say)."""
+        argv = ["ip", "netns", "exec", self.lab.namespace, "ssh", *SSH_OPTIONS, "-i", str(self.lab.image.key),
+                f"root@{self.address}", command]
+        completed = subprocess.run(argv, input=data, capture_output=True, timeout=timeout, check=False)
+        if completed.returncode != 0:
+            raise VmLabError(f"{self.name}: {command!r} exited {completed.returncode}: "
+                             f"{completed.stderr.decode(errors='replace').strip()}")
 
     def console_tail(self, lines: int = 40) -> str:
         try:
@@ -243,7 +252,7 @@ class VmLab:
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(self.image.rootfs),
                         str(overlay)], check=True, capture_output=True)
         append = " ".join([
-            "root=LABEL=gwlab-root", "rw", "console=ttyS0,115200", "net.ifnames=0", "quiet",
+            "root=LABEL=gwlab-root", "rw", "console=ttyS0,115200", "net.ifnames=0",
             f"systemd.machine_id={guest.machine_id}", f"systemd.hostname={guest.name}",
             f"gwlab.ip={guest.address}/24",
         ])
@@ -351,6 +360,8 @@ class VmLab:
     def down(self, timeout: float = 60) -> None:
         """Power every guest off (through the guest, then ACPI, then the monitor's quit), stop
         every process left in the namespace, and remove the namespace and the overlays."""
+        if self.image is None:
+            self.image = current_image()
         guests = [guest for guest in self.guests.values() if guest.pid() is not None]
         for guest in guests:
             try:
