@@ -189,6 +189,8 @@ def test_a_vlan_device_replays_like_the_backend_creates_it() -> None:
     with throwaway_netns() as python_side, throwaway_netns() as shell_side:
         for namespace in (python_side, shell_side):
             namespace.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up0-peer")
+            # The kernel refuses to bring a VLAN device up on a parent that is down (ENETDOWN).
+            namespace.run("ip", "link", "set", "up0", "up")
         probe = python_side.run("ip", "link", "add", "link", "up0", "name", "up0.5", "type", "vlan", "id", "5",
                                 check=False)
         if probe.returncode != 0:

@@ -357,7 +357,7 @@ class VmLab:
         completed = subprocess.run(["ip", "netns", "pids", self.namespace], capture_output=True, text=True, check=False)
         return [int(pid) for pid in completed.stdout.split()]
 
-    def down(self, timeout: float = 60) -> None:
+    def down(self, timeout: float = 40) -> None:
         """Power every guest off (through the guest, then ACPI, then the monitor's quit), stop
         every process left in the namespace, and remove the namespace and the overlays."""
         if self.image is None:
@@ -365,7 +365,7 @@ class VmLab:
         guests = [guest for guest in self.guests.values() if guest.pid() is not None]
         for guest in guests:
             try:
-                guest.ssh("systemctl poweroff", check=False, timeout=15)
+                guest.ssh("systemctl --no-block poweroff", check=False, timeout=15)
             except (VmLabError, subprocess.SubprocessError):
                 pass
         deadline = time.monotonic() + timeout
@@ -373,7 +373,8 @@ class VmLab:
             time.sleep(1)
         for guest in guests:
             if guest.pid() is not None:
-                self.log(f"vmlab {self.name}: {guest.name} did not power off; ACPI power button, then quit")
+                self.log(f"vmlab {self.name}: {guest.name} did not power off within {timeout:g}s; ACPI power button, "
+                         f"then quit. Its console:\n{guest.console_tail(15)}")
                 try:
                     guest.qmp("system_powerdown")
                     end = time.monotonic() + 20
