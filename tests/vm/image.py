@@ -41,7 +41,7 @@ SUITE = "bookworm"
 # What the guests need: systemd as PID 1, the collection's tools and Python libraries (the host
 # role's test removes some of them again), SSH, and the tools the tests look with.
 PACKAGES = (
-    "systemd-sysv", "udev", "dbus", "kmod", "procps", "iproute2", "nftables", "dnsmasq-base",
+    "systemd-sysv", "udev", "dbus", "kmod", "procps", "netbase", "iproute2", "nftables", "dnsmasq-base",
     "python3", "python3-apt", "python3-pyroute2", "python3-netaddr", "python3-yaml", "python3-pytest",
     "openssh-server", "linux-image-cloud-amd64", "tcpdump", "iputils-ping", "busybox", "apt",
 )
