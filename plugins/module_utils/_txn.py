@@ -612,8 +612,13 @@ def _restore_script(state: HostState, state_dir: str, directory: str, netns: Opt
             "    exit 1",
             "fi",
         ]
+    lines.append(f"{in_netns(netns, ['sysctl', '-q', '-p', at('sysctl.conf')])} || status=1")
+    # At boot the host's own network service may not have brought a VLAN's parent up yet, and the
+    # kernel refuses a VLAN device up on a down parent (ENETDOWN). The committed VLAN devices were
+    # up, so their parents were: bring those up first.
+    lines += [f"{in_netns(netns, ['ip', 'link', 'set', 'dev', parent, 'up'])} || status=1"
+              for parent in _foreign_vlan_parents(state)]
     lines += [
-        f"{in_netns(netns, ['sysctl', '-q', '-p', at('sysctl.conf')])} || status=1",
         f"{batch_command('ip', at('links.batch'), netns=netns, force=True)} || status=1",
         f"{batch_command('bridge', at('bridge.batch'), netns=netns, force=True)} || status=1",
         f"{in_netns(netns, ['nft', '-f', at('ghostwarden.nft')])} || status=1",
@@ -629,6 +634,14 @@ def _restore_script(state: HostState, state_dir: str, directory: str, netns: Opt
         ]
     lines.append('exit "$status"')
     return "\n".join(lines) + "\n"
+
+
+def _foreign_vlan_parents(state: HostState) -> List[str]:
+    """The parents of the owned VLAN devices that the state does not create itself, sorted."""
+    snapshot = owned_snapshot(state)
+    created = {link.name for link in snapshot.links}
+    parents = {dict(link.attrs).get("parent") for link in snapshot.links if link.kind == "vlan"}
+    return sorted(str(parent) for parent in parents if parent and parent not in created)
 
 
 def _unit(directory: str, netns: Optional[str]) -> str:
@@ -652,6 +665,9 @@ def _unit(directory: str, netns: Optional[str]) -> str:
         "[Service]",
         "Type=oneshot",
         "RemainAfterExit=yes",
+        # The dnsmasq instances restore.sh starts serve the networks after it exits, whatever its
+        # exit status: a stop or a failure ends the script alone, not them.
+        "KillMode=process",
         f"ExecStart=/bin/sh {_unit_word(posixpath.join(directory, 'restore.sh'))}",
         "",
         "[Install]",

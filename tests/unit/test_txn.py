@@ -302,6 +302,24 @@ def test_a_corrupt_history_entry_is_an_error_naming_it(tmp_path: Path) -> None:
 # --- persistence -------------------------------------------------------------------------------
 
 
+def test_the_restore_script_brings_foreign_vlan_parents_up_before_the_links() -> None:
+    # At boot a VLAN's parent may still be down (the kernel then refuses the VLAN device up); a
+    # parent the state creates itself comes up through the batch.
+    vlans = (
+        LinkState("eth1.20", "vlan", "lan", {"ifalias": "ghostwarden:lan", "parent": "eth1", "vlan_id": 20,
+                                             "state": "up"}),
+        LinkState("br-lan.30", "vlan", "lan", {"ifalias": "ghostwarden:lan", "parent": "br-lan", "vlan_id": 30,
+                                               "state": "up"}),
+    )
+    state = replace(BEFORE, links=BEFORE.links + vlans)
+    restore = persistence_files(state, state_dir="/var/lib/gw", netns=None)["/var/lib/gw/persist/restore.sh"]
+    parent_up = "ip link set dev eth1 up || status=1\n"
+    assert parent_up in restore and "set dev br-lan up" not in restore
+    assert restore.index(parent_up) < restore.index("ip -force -batch /var/lib/gw/persist/links.batch")
+    in_lab = persistence_files(state, state_dir="/var/lib/gw", netns="lab1")["/var/lib/gw/persist/restore.sh"]
+    assert "ip netns exec lab1 ip link set dev eth1 up || status=1\n" in in_lab
+
+
 def test_persistence_files_for_a_namespace(tmp_path: Path) -> None:
     state = replace(BEFORE, fdb=(FdbEntry("vx0", "192.0.2.11", ZERO, True), FdbEntry("vx0", "192.0.2.99")),
                     links=BEFORE.links + (LinkState("vx0", "vxlan", "lan", {"ifalias": "ghostwarden:lan",
@@ -354,6 +372,7 @@ def test_persistence_files_for_a_namespace(tmp_path: Path) -> None:
         "[Service]\n"
         "Type=oneshot\n"
         "RemainAfterExit=yes\n"
+        "KillMode=process\n"
         'ExecStart=/bin/sh "/var/lib/gw/persist/restore.sh"\n'
         "\n"
         "[Install]\n"

@@ -64,12 +64,14 @@ done
 exit 0
 """
 
+# The guest's network service, ordered as Debian's networking.service (ifupdown) is: after
+# network-pre.target, before network.target, which it pulls in.
 NETWORK_UNIT = """[Unit]
 Description=VM lab: management address from the kernel command line
 DefaultDependencies=no
-After=systemd-udev-settle.service systemd-udevd.service
-Wants=network-pre.target
-Before=network-pre.target ssh.service
+After=systemd-udevd.service network-pre.target
+Wants=network-pre.target network.target
+Before=network.target ssh.service
 
 [Service]
 Type=oneshot

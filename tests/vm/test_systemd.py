@@ -63,8 +63,9 @@ def host_state(lab, guest: str = "vm1") -> dict:
     table = re.sub(r"packets \d+ bytes \d+", "packets - bytes -",
                    lab[guest].ssh("nft list table inet ghostwarden").stdout)
     sysctls = lab[guest].ssh("sysctl -n net.ipv4.ip_forward net.ipv6.conf.all.forwarding").stdout.split()
-    dnsmasq = sorted(line.split(None, 1)[1] for line in
-                     lab[guest].ssh("pgrep -a dnsmasq", check=False).stdout.splitlines())
+    # The module and the boot script start dnsmasq with different command lines; the instance is
+    # its configuration file.
+    dnsmasq = sorted(re.findall(r"--conf-file=(\S+)", lab[guest].ssh("pgrep -a dnsmasq", check=False).stdout))
     return {"links": links, "addresses": addresses, "fdb": fdb, "table": table, "sysctls": sysctls,
             "dnsmasq": dnsmasq}
 
@@ -95,14 +96,18 @@ def test_the_boot_unit_restores_the_committed_state_after_a_reboot(guests, plays
 
     seconds = guests.reboot("vm1")
     after = host_state(guests)
-    assert after == before, f"reboot took {seconds:.0f}s"
+    journal = guests["vm1"].ssh(f"journalctl -b --no-pager -o short-monotonic -u {UNIT}").stdout
+    assert after == before, f"reboot took {seconds:.0f}s; the unit's journal:\n{journal}"
 
     # The unit ran once, succeeded, and finished before the network was declared up.
     assert guests["vm1"].ssh(f"systemctl show -P Result {UNIT}").stdout.strip() == "success"
     assert guests["vm1"].ssh(f"systemctl show -P ActiveState {UNIT}").stdout.strip() == "active"
+    pre_at = unit_time(guests, "network-pre.target", "ActiveEnterTimestampMonotonic")
+    restore_started = unit_time(guests, UNIT, "InactiveExitTimestampMonotonic")
     restored_at = unit_time(guests, UNIT, "ActiveEnterTimestampMonotonic")
     network_at = unit_time(guests, "network.target", "ActiveEnterTimestampMonotonic")
-    assert 0 < restored_at <= network_at, (restored_at, network_at)
+    assert 0 < pre_at <= restore_started <= restored_at <= network_at, (pre_at, restore_started, restored_at,
+                                                                        network_at)
 
     state = gathered(plays)
     assert state["drift"] == [], state
