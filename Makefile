@@ -31,6 +31,7 @@ help:
 	@echo "make integration  pytest tests/integration (root; lab network namespaces)"
 	@echo "make molecule     molecule test -s default and -s cluster (root; lab network namespaces)"
 	@echo "make vm-test      pytest tests/vm and molecule -s vm: Debian guests under qemu (root; docs/vm-lab.md)"
+	@echo "make molecule-vm  molecule test -s vm alone (root)"
 	@echo "make test         deps, sanity, units, integration, molecule, vm-test; stops at the first failure"
 	@echo "make demo         deps, then a 3-node lab with a cluster topology, proved with traffic"
 	@echo "make demo-clean   remove the demo's lab (namespaces, processes, state)"
@@ -82,6 +83,9 @@ vm-test: deps
 
 # molecule runs inside the VM lab's namespace, so that its SSH reaches the guest from inside the lab.
 molecule-vm: deps
+	@if [[ "$$(id -u)" -ne 0 ]]; then \
+		echo "molecule-vm: the scenario boots a qemu guest in a lab network namespace; run as root" >&2; exit 1; \
+	fi
 	cd $(ROOT) && PATH=$(VENV)/bin:$$PATH $(ANSIBLE_ENV) $(PYTHON) tests/vm/vmlab.py exec --lab molecule -- \
 		$(VENV)/bin/molecule test -s vm
 

@@ -18,10 +18,10 @@ SYSTEM_PYTHON="${SYSTEM_PYTHON:-/usr/bin/python3}"
 # nftables, iproute2, dnsmasq-base, procps (sysctl): what the modules drive; busybox, iperf3,
 # openssh-server: the lab's hosts, traffic and the controller's SSH target; shellcheck: a sanity
 # test; python3-venv: .venv and ansible-test's per-test environments; git: the sanity script lists
-# the tracked files with it; qemu-system-x86, qemu-utils, debootstrap, e2fsprogs, dpkg-dev: the VM
-# lab (tests/vm) builds its Debian guest image and boots it.
+# the tracked files with it; qemu-system-x86, qemu-utils, debootstrap, debian-archive-keyring,
+# e2fsprogs, dpkg-dev: the VM lab (tests/vm) builds its Debian guest image and boots it.
 APT_PACKAGES=(nftables iproute2 dnsmasq-base procps busybox iperf3 openssh-server shellcheck python3-venv git
-              qemu-system-x86 qemu-utils debootstrap e2fsprogs dpkg-dev)
+              qemu-system-x86 qemu-utils debootstrap debian-archive-keyring e2fsprogs dpkg-dev)
 
 missing_packages() {
     local package status

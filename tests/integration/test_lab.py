@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The lab's own instruments, checked where the collection is not involved: the frame capture
-that test_vlan.py relies on sees 802.1Q tags (this runs on kernels without VLAN devices too), and
-the TCP helpers tell a drop from a refusal."""
+that tests/vm/test_vlan.py relies on sees 802.1Q tags (this runs on kernels without VLAN devices
+too), and the TCP helpers tell a drop from a refusal."""
 
 from __future__ import annotations
 

@@ -37,6 +37,9 @@ from pathlib import Path
 CACHE_ROOT = Path(os.environ.get("GHOSTWARDEN_VMLAB_CACHE", "/var/cache/ghostwarden-vmlab"))
 MIRROR = os.environ.get("GHOSTWARDEN_VMLAB_MIRROR", "http://deb.debian.org/debian")
 SUITE = "bookworm"
+# Debian's archive keys (package debian-archive-keyring, on Ubuntu too): debootstrap checks the
+# Release file it downloads against them.
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 # What the guests need: systemd as PID 1, the collection's tools and Python libraries (the host
 # role's test removes some of them again), SSH, and the tools the tests look with.
@@ -169,7 +172,8 @@ def _run(*argv: str, **kwargs) -> subprocess.CompletedProcess:
 
 def _build(staging: Path) -> None:
     rootfs = staging / "rootfs"
-    _run("debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, str(rootfs), MIRROR)
+    _run("debootstrap", "--variant=minbase", f"--keyring={KEYRING}", f"--include={','.join(PACKAGES)}", SUITE,
+         str(rootfs), MIRROR)
 
     # The downloaded packages become the lab's repository and leave the image.
     repo = staging / "repo"
@@ -178,6 +182,12 @@ def _build(staging: Path) -> None:
         shutil.move(str(deb), repo / deb.name)
     packages = _run("dpkg-scanpackages", "--multiversion", ".", cwd=repo).stdout
     (repo / "Packages").write_text(packages)
+    # A Release file naming the index by its hash, as apt expects of any repository.
+    index = (repo / "Packages").read_bytes()
+    (repo / "Release").write_text(
+        "Origin: ghostwarden-vmlab\nLabel: ghostwarden-vmlab\nSuite: vmlab\nCodename: vmlab\n"
+        f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S UTC', time.gmtime())}\n"
+        f"SHA256:\n {hashlib.sha256(index).hexdigest()} {len(index)} Packages\n")
     for path in (rootfs / "var/lib/apt/lists").glob("*_Packages"):
         path.unlink()
 

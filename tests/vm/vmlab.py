@@ -433,17 +433,6 @@ def _stop_processes(pids: list[int]) -> None:
         _signal(pid, signal.SIGKILL)
 
 
-def stale_namespaces() -> list[str]:
-    """VM lab namespaces that exist now (marked by their loopback alias)."""
-    found = []
-    for entry in sorted(Path("/run/netns").glob(f"{NAMESPACE_PREFIX}*")) if Path("/run/netns").exists() else []:
-        alias = subprocess.run(["ip", "-n", entry.name, "-j", "link", "show", "lo"], capture_output=True, text=True,
-                               check=False).stdout
-        if "ghostwarden-vmlab" in alias:
-            found.append(entry.name)
-    return found
-
-
 def parse_guests(words: Sequence[str]) -> list[GuestSpec]:
     """``vm1`` or ``vm1:trunk,access``: a guest and the segments of its eth1, eth2, ..."""
     specs = []
