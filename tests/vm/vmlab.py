@@ -357,6 +357,14 @@ class VmLab:
         completed = subprocess.run(["ip", "netns", "pids", self.namespace], capture_output=True, text=True, check=False)
         return [int(pid) for pid in completed.stdout.split()]
 
+    def _inside(self) -> bool:
+        """Whether this process runs in the lab's namespace."""
+        try:
+            lab, own = os.stat(f"/run/netns/{self.namespace}"), os.stat("/proc/self/ns/net")
+        except OSError:
+            return False
+        return (lab.st_dev, lab.st_ino) == (own.st_dev, own.st_ino)
+
     def down(self, timeout: float = 40) -> None:
         """Power every guest off (through the guest, then ACPI, then the monitor's quit), stop
         every process left in the namespace, and remove the namespace and the overlays."""
@@ -388,7 +396,17 @@ class VmLab:
             self.repo_server.terminate()
             self.repo_server.wait(10)
         _stop_processes(self.pids())
-        if Path(f"/run/netns/{self.namespace}").exists():
+        if self._inside():
+            # The controller runs in the namespace (``exec``, molecule): keep it, remove the links;
+            # ``exec`` deletes the namespace when its command ends.
+            for guest in self.guests.values():
+                for nic in range(1 + len(guest.spec.segments)):
+                    subprocess.run(["ip", "-n", self.namespace, "link", "delete", guest.tap(nic)], check=False,
+                                   capture_output=True)
+            for bridge in [MGMT_BRIDGE, *(f"seg-{segment}"[:15] for segment in self.segments)]:
+                subprocess.run(["ip", "-n", self.namespace, "link", "delete", bridge], check=False,
+                               capture_output=True)
+        elif Path(f"/run/netns/{self.namespace}").exists():
             subprocess.run(["ip", "netns", "delete", self.namespace], check=False, capture_output=True)
         for guest in self.guests.values():
             guest.path("qcow2").unlink(missing_ok=True)
@@ -464,6 +482,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(ensure_image(log=log).directory)
         return 0
     if args.command == "exec":
+        # The image is built (downloaded from the Debian mirror) here, before the command runs in
+        # the namespace, which has no route out.
+        ensure_image(log=log)
         namespace = f"{NAMESPACE_PREFIX}{args.lab}"
         made = not Path(f"/run/netns/{namespace}").exists()
         if made:
