@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -68,14 +69,39 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         raise pytest.UsageError(f"the VM tests need {', '.join(missing)} (make deps installs them)")
 
 
+def root_namespace() -> dict:
+    """The root namespace's links, addresses, routes and nft ruleset (read only), without what
+    changes by itself (counters, address lifetimes)."""
+    def read(*argv: str) -> str:
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+
+    links = json.loads(read("ip", "-j", "link", "show"))
+    for link in links:
+        for volatile in ("stats", "stats64", "operstate"):
+            link.pop(volatile, None)
+    addresses = json.loads(read("ip", "-j", "address", "show"))
+    for link in addresses:
+        link.pop("operstate", None)
+        for item in link.get("addr_info", []):
+            item.pop("valid_life_time", None)
+            item.pop("preferred_life_time", None)
+    ruleset = re.sub(r"packets \d+ bytes \d+", "", read("nft", "list", "ruleset"))
+    return {"links": links, "addresses": addresses, "routes": json.loads(read("ip", "-j", "route", "show", "table", "all")),
+            "routes6": json.loads(read("ip", "-6", "-j", "route", "show", "table", "all")), "ruleset": ruleset}
+
+
 @pytest.fixture(scope="session")
 def vmlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmLab]:
+    before = root_namespace()
     lab = VmLab(GUESTS, workdir=tmp_path_factory.mktemp("vmlab"),
                 log=lambda line: print(line, file=sys.stderr, flush=True))
     with lab:
         lab.snapshot("clean")
         lab.fresh = True  # type: ignore[attr-defined]
         yield lab
+    # Nothing of the lab ever touched the root namespace.
+    after = root_namespace()
+    assert after == before, {key: (before[key], after[key]) for key in before if before[key] != after[key]}
 
 
 @pytest.fixture

@@ -179,10 +179,31 @@ def test_vxlan_overlay_bridged_to_a_vlan(guests, plays) -> None:
     assert not any(result.changed for result in repeated.values()), repeated
 
 
+def test_the_original_example_applies_as_is(guests, plays) -> None:
+    """examples/ghostnet.toml of the original CLI, VLAN 20 of its br_work included, with only its
+    uplink mapped to the guest's: changed, then ok."""
+    text = (ROOT / "examples" / "ghostnet.toml").read_text()
+    assert text.count('uplink = "enp6s0"') == 1 and text.count("vlan = 20\n") == 1
+    tasks = [
+        {"name": "copy", "ansible.builtin.copy": {"dest": "/root/ghostnet.toml", "mode": "0600",
+                                                  "content": text.replace('uplink = "enp6s0"', 'uplink = "eth1"')}},
+        {"name": "apply", "ghostwarden.core.ghostwarden_apply": {"src": "/root/ghostnet.toml", "confirm_timeout": 0}},
+    ]
+    first = plays(tasks, hosts="vm1")
+    assert first.rc == 0 and [result.changed for result in first] == [True, True], first.output
+    second = plays(tasks, hosts="vm1")
+    assert second.rc == 0 and [result.changed for result in second] == [False, False], second.output
+    links = {link["ifname"]: link for link in guest_json(guests, "vm1", "ip -d -j link show")}
+    assert links["eth1.20"]["linkinfo"]["info_data"]["id"] == 20
+    assert links["eth1.20"]["master"] == "br-work"
+    assert links["br-work"]["ifalias"] == "ghostwarden:br_work"
+
+
 def test_the_unit_tests_that_need_vlans_pass_on_the_guest_kernel(guests) -> None:
     """The backend's VLAN cases (``-m vlan_kernel``), which `make units` leaves out on kernels
     without 802.1Q, run here against the guest's kernel with Debian's pyroute2."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "plugins", "tests/conftest.py", "tests/unit", "pytest.ini"],
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--",
+                             "plugins", "tests/conftest.py", "tests/unit", "pytest.ini"],
                             cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w:gz") as tar:
@@ -196,4 +217,3 @@ def test_the_unit_tests_that_need_vlans_pass_on_the_guest_kernel(guests) -> None
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     assert "skipped" not in summary and "5 passed" in summary, result.stdout
-

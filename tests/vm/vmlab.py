@@ -455,7 +455,7 @@ def parse_guests(words: Sequence[str]) -> list[GuestSpec]:
     """``vm1`` or ``vm1:trunk,access``: a guest and the segments of its eth1, eth2, ..."""
     specs = []
     for word in words:
-        name, _, segments = word.partition(":")
+        name, _separator, segments = word.partition(":")
         specs.append(GuestSpec(name, tuple(segment for segment in segments.split(",") if segment)))
     return specs
 
@@ -476,7 +476,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     exec_.add_argument("--lab", required=True)
     exec_.add_argument("argv", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
-    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
 
     if args.command == "image":
         print(ensure_image(log=log).directory)
