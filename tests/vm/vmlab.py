@@ -470,8 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     down = commands.add_parser("down", help="power off a lab's guests and remove it")
     down.add_argument("--lab", required=True)
     down.add_argument("guests", nargs="*", help="the guest names it was started with (as for up)")
-    build = commands.add_parser("image", help="build the guest image when missing; print its directory")
-    del build
+    commands.add_parser("image", help="build the guest image when missing; print its directory")
     exec_ = commands.add_parser("exec", help="run a command inside a lab namespace, making the namespace first")
     exec_.add_argument("--lab", required=True)
     exec_.add_argument("argv", nargs=argparse.REMAINDER)
