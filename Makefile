@@ -78,7 +78,7 @@ vm-test: deps
 	@if [[ "$$(id -u)" -ne 0 ]]; then \
 		echo "vm-test: the VM lab builds a network namespace and boots qemu guests; run as root" >&2; exit 1; \
 	fi
-	cd $(ROOT) && $(PYTHON) -m pytest tests/vm
+	cd $(ROOT) && $(PYTHON) -m pytest --durations=15 tests/vm
 	$(MAKE) --no-print-directory molecule-vm
 
 # molecule runs inside the VM lab's namespace, so that its SSH reaches the guest from inside the lab.
