@@ -35,6 +35,7 @@ import yaml
 
 from ansible_collections.ghostwarden.core.tests.integration.conftest import (
     PlayResults,
+    _ansible_playbook,
     TaskResult,
     module_task,
     playbook_environment,
@@ -46,16 +47,10 @@ from ansible_collections.ghostwarden.core.tests.integration.lab import (
 )
 from ansible_collections.ghostwarden.core.tests.vm.vmlab import GuestSpec, VmLab
 
-ROOT = Path(__file__).resolve().parents[2]
 REQUIRED_TOOLS = ("qemu-system-x86_64", "qemu-img", "debootstrap", "mkfs.ext4", "dpkg-scanpackages", "ssh",
                   "ssh-keygen")
 PLAY_TIMEOUT = 600
 GUESTS = (GuestSpec("vm1", ("ab", "ac")), GuestSpec("vm2", ("ab",)), GuestSpec("vm3", ("ac",)))
-
-
-def _ansible_playbook() -> Path:
-    beside_python = Path(sys.executable).with_name("ansible-playbook")
-    return beside_python if beside_python.exists() else ROOT / ".venv" / "bin" / "ansible-playbook"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

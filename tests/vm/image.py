@@ -48,8 +48,10 @@ PACKAGES = (
     "python3", "python3-apt", "python3-pyroute2", "python3-netaddr", "python3-yaml", "python3-pytest",
     "openssh-server", "linux-image-cloud-amd64", "tcpdump", "iputils-ping", "busybox", "apt",
 )
-# The lab network's address of the package repository (see vmlab.py).
-REPO_URL = "http://192.0.2.1:8080/"
+# Where the lab serves the package repository: its address on the management bridge (vmlab.py).
+REPO_ADDRESS = "192.0.2.1"
+REPO_PORT = 8080
+REPO_URL = f"http://{REPO_ADDRESS}:{REPO_PORT}/"
 ROOTFS_SIZE = "3G"
 
 # Brings the guest's NICs up and gives eth0 the address on the kernel command line

@@ -50,10 +50,6 @@ def vlan_network(vlan: int, address: str, cidr: str) -> dict:
     return {"type": "vlan", "vlan": vlan, "cidr": cidr, "gw_ip": address}
 
 
-def mac(guest_index: int, nic: int) -> str:
-    return f"52:54:00:47:{guest_index:02x}:{nic:02x}"
-
-
 def test_bridge_on_a_tagged_uplink_sends_tagged_frames(guests, plays) -> None:
     topologies = {
         "vm1": {"version": 1, "interfaces": {"uplink": "eth1"}, "networks": {
@@ -87,7 +83,7 @@ def test_bridge_on_a_tagged_uplink_sends_tagged_frames(guests, plays) -> None:
     from_bridge = [frame for frame in seen if frame.ethertype in (0x0800, 0x0806) and gateway_20 in frame.payload
                    and frame.source == links["br-work"]["address"]]
     assert from_bridge and {frame.vlan for frame in from_bridge} == {20}, seen
-    answers = [frame for frame in seen if frame.source == mac(2, 1) and frame.ethertype == 0x0800]
+    answers = [frame for frame in seen if frame.source == guests["vm2"].mac(1) and frame.ethertype == 0x0800]
     assert {frame.vlan for frame in answers} == {20, 30}, seen
 
     repeated = run_apply(plays, topologies)
@@ -131,7 +127,7 @@ def test_vlan_aware_bridge_carries_only_its_vlans(guests, plays) -> None:
     assert not ping(guests, "vm2", "10.31.0.3", count=2)
     assert ping(guests, "vm2", "10.21.0.3")
     # Untagged frames (VLAN 1, the ports' PVID) pass as well; of the tagged ones only VLAN 20.
-    from_vm2 = {frame.vlan for frame in frames.frames() if frame.source == mac(2, 1) and frame.vlan is not None}
+    from_vm2 = {frame.vlan for frame in frames.frames() if frame.source == guests["vm2"].mac(1) and frame.vlan is not None}
     assert from_vm2 == {20}, from_vm2
 
     repeated = run_apply(plays, topologies)

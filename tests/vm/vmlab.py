@@ -36,15 +36,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 try:  # run as a script (python tests/vm/vmlab.py) or imported as part of the collection's tests
-    from image import REPO_URL, Image, current_image, ensure_image  # type: ignore[no-redef]
+    from image import REPO_ADDRESS, REPO_PORT, Image, current_image, ensure_image  # type: ignore[no-redef]
 except ImportError:
-    from ansible_collections.ghostwarden.core.tests.vm.image import REPO_URL, Image, current_image, ensure_image
+    from ansible_collections.ghostwarden.core.tests.vm.image import (
+        REPO_ADDRESS, REPO_PORT, Image, current_image, ensure_image,
+    )
 
 NAMESPACE_PREFIX = "gwvm-"
 MGMT_BRIDGE = "mgmt"
 MGMT_PREFIX = "192.0.2"  # TEST-NET-1, inside the lab namespace only
-LAB_ADDRESS = f"{MGMT_PREFIX}.1"
-REPO_PORT = 8080
+LAB_ADDRESS = REPO_ADDRESS  # the controller's side of mgmt, where the repository is served
 GUEST_MEMORY_MB = 768
 GUEST_CPUS = 2
 BOOT_TIMEOUT = float(os.environ.get("GHOSTWARDEN_VMLAB_BOOT_TIMEOUT", "300"))
@@ -113,11 +114,14 @@ class Guest:
             return None
         return pid
 
+    def ssh_argv(self, command: str) -> list[str]:
+        """``ssh`` running ``command`` on the guest as root (to be run inside the lab namespace)."""
+        return ["ssh", *SSH_OPTIONS, "-i", str(self.lab.image.key), f"root@{self.address}", command]
+
     def ssh(self, command: str, *, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
         """Run ``command`` (a shell line) on the guest as root, from inside the lab namespace."""
-        argv = ["ssh", *SSH_OPTIONS, "-i", str(self.lab.image.key), f"root@{self.address}", command]
         try:
-            completed = self.lab.run(*argv, check=False, timeout=timeout)
+            completed = self.lab.run(*self.ssh_argv(command), check=False, timeout=timeout)
         except subprocess.TimeoutExpired as error:
             raise VmLabError(f"{self.name}: {command!r} did not end within {timeout:g}s") from error
         if check and completed.returncode != 0:
@@ -127,8 +131,7 @@ class Guest:
 
     def push(self, data: bytes, command: str, *, timeout: float = 120) -> None:
         """Run ``command`` on the guest with ``data`` on its standard input (a tar stream, say)."""
-        argv = ["ip", "netns", "exec", self.lab.namespace, "ssh", *SSH_OPTIONS, "-i", str(self.lab.image.key),
-                f"root@{self.address}", command]
+        argv = ["ip", "netns", "exec", self.lab.namespace, *self.ssh_argv(command)]
         completed = subprocess.run(argv, input=data, capture_output=True, timeout=timeout, check=False)
         if completed.returncode != 0:
             raise VmLabError(f"{self.name}: {command!r} exited {completed.returncode}: "
@@ -222,10 +225,7 @@ class VmLab:
 
     def _network(self) -> None:
         # The namespace may exist already: "exec" makes it for a controller that runs inside it.
-        if not Path(f"/run/netns/{self.namespace}").exists():
-            subprocess.run(["ip", "netns", "add", self.namespace], check=True, capture_output=True)
-        # The mark that says "a VM lab namespace" to a later clean-up.
-        self.ip("link", "set", "lo", "alias", "ghostwarden-vmlab", "up")
+        make_namespace(self.namespace)
         self.ip("link", "add", MGMT_BRIDGE, "type", "bridge")
         self.ip("addr", "add", f"{LAB_ADDRESS}/24", "dev", MGMT_BRIDGE)
         self.ip("link", "set", MGMT_BRIDGE, "up")
@@ -244,7 +244,6 @@ class VmLab:
         self.repo_server = self.spawn(sys.executable, "-m", "http.server", str(REPO_PORT), "--bind", LAB_ADDRESS,
                                       "--directory", str(self.image.repo), stdout=log, stderr=subprocess.STDOUT,
                                       stdin=subprocess.DEVNULL)
-        assert REPO_URL == f"http://{LAB_ADDRESS}:{REPO_PORT}/"
 
     def _start(self, guest: Guest) -> None:
         assert self.image is not None
@@ -354,8 +353,7 @@ class VmLab:
 
     # -- down ----------------------------------------------------------------------------------
     def pids(self) -> list[int]:
-        completed = subprocess.run(["ip", "netns", "pids", self.namespace], capture_output=True, text=True, check=False)
-        return [int(pid) for pid in completed.stdout.split()]
+        return namespace_pids(self.namespace)
 
     def _inside(self) -> bool:
         """Whether this process runs in the lab's namespace."""
@@ -410,6 +408,22 @@ class VmLab:
             subprocess.run(["ip", "netns", "delete", self.namespace], check=False, capture_output=True)
         for guest in self.guests.values():
             guest.path("qcow2").unlink(missing_ok=True)
+
+
+def make_namespace(namespace: str) -> bool:
+    """Make a lab namespace (loopback up, with the mark that says "a VM lab namespace") unless it
+    exists; whether it was made."""
+    if Path(f"/run/netns/{namespace}").exists():
+        return False
+    subprocess.run(["ip", "netns", "add", namespace], check=True, capture_output=True)
+    subprocess.run(["ip", "-n", namespace, "link", "set", "lo", "alias", "ghostwarden-vmlab", "up"], check=True,
+                   capture_output=True)
+    return True
+
+
+def namespace_pids(namespace: str) -> list[int]:
+    completed = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True, check=False)
+    return [int(pid) for pid in completed.stdout.split()]
 
 
 def _comm(pid: int) -> str:
@@ -487,17 +501,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the namespace, which has no route out.
         ensure_image(log=log)
         namespace = f"{NAMESPACE_PREFIX}{args.lab}"
-        made = not Path(f"/run/netns/{namespace}").exists()
-        if made:
-            subprocess.run(["ip", "netns", "add", namespace], check=True)
-            subprocess.run(["ip", "-n", namespace, "link", "set", "lo", "alias", "ghostwarden-vmlab", "up"], check=True)
+        made = make_namespace(namespace)
         try:
             command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
             return subprocess.run(["ip", "netns", "exec", namespace, *command], check=False).returncode
         finally:
             if made and Path(f"/run/netns/{namespace}").exists():
-                _stop_processes([int(pid) for pid in subprocess.run(
-                    ["ip", "netns", "pids", namespace], capture_output=True, text=True, check=False).stdout.split()])
+                _stop_processes(namespace_pids(namespace))
                 subprocess.run(["ip", "netns", "delete", namespace], check=False)
     lab = VmLab(parse_guests(args.guests), name=args.lab, log=log)
     if args.command == "up":
