@@ -48,11 +48,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 # The import makes the collection importable as ansible_collections.ghostwarden.core.
 import conftest  # noqa: E402,F401  pylint: disable=unused-import
 
-from ansible_collections.ghostwarden.core.plugins.module_utils._compile import (  # noqa: E402
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._compile import (  # noqa: E402
     CompiledTopology,
     compile_topology,
 )
-from ansible_collections.ghostwarden.core.plugins.module_utils._nft import TABLE, normalise_ruleset  # noqa: E402
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._nft import TABLE, normalise_ruleset  # noqa: E402
 
 MODULE = ROOT / "plugins" / "modules" / "ghostwarden_apply.py"
 FORWARDS_PER_NETWORK = 3

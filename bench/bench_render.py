@@ -21,9 +21,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 # The import makes the collection importable as ansible_collections.ghostwarden.core.
 import conftest  # noqa: E402,F401  pylint: disable=unused-import
 
-from ansible_collections.ghostwarden.core.plugins.module_utils._dnsmasq import render_dnsmasq  # noqa: E402
-from ansible_collections.ghostwarden.core.plugins.module_utils._nft import render_ruleset  # noqa: E402
-from ansible_collections.ghostwarden.core.plugins.module_utils._topology import parse_topology  # noqa: E402
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._dnsmasq import render_dnsmasq  # noqa: E402
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._nft import render_ruleset  # noqa: E402
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology import parse_topology  # noqa: E402
 
 FORWARDS_PER_NETWORK = 10
 

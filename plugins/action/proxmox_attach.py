@@ -21,8 +21,8 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.ghostwarden.core.plugins.module_utils._errors import GhostwardenError
-from ansible_collections.ghostwarden.core.plugins.module_utils._proxmox import (
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import GhostwardenError
+from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._client import (
     DEFAULT_PORT,
     ConnectionParams,
     Guest,

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.ghostwarden.core.plugins.module_utils._cluster import node_topology
-from ansible_collections.ghostwarden.core.plugins.module_utils._errors import GhostwardenError, ValidationError
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._cluster import node_topology
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import GhostwardenError, ValidationError
 
 
 def cluster_node_topology(topology, members, node, overrides=None, protected=None):

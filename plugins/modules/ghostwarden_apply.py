@@ -285,24 +285,24 @@ errors:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ghostwarden.core.plugins.module_utils._compile import (
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._compile import (
     compile_topology,
     read_topology_input,
     rendered_result,
 )
-from ansible_collections.ghostwarden.core.plugins.module_utils._errors import Issue, ValidationError
-from ansible_collections.ghostwarden.core.plugins.module_utils._gather import gather_topology
-from ansible_collections.ghostwarden.core.plugins.module_utils._module import (
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import Issue, ValidationError
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._gather import gather_topology
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._module import (
     HOST_ARGUMENT_SPEC,
     apply_result,
     connection_sources,
     host_driver,
     run_module,
 )
-from ansible_collections.ghostwarden.core.plugins.module_utils._plan import empty_state
-from ansible_collections.ghostwarden.core.plugins.module_utils._probe import check_probes
-from ansible_collections.ghostwarden.core.plugins.module_utils._proxmox_host import detect_proxmox, double_filtering_warnings
-from ansible_collections.ghostwarden.core.plugins.module_utils._topology import parse_topology, topology_to_dict
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state import empty_state
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._probe import check_probes
+from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._host import detect_proxmox, double_filtering_warnings
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology import parse_topology, topology_to_dict
 
 
 DEFAULT_CONFIRM_TIMEOUT = 60

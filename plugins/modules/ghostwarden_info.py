@@ -129,13 +129,13 @@ from dataclasses import asdict
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ghostwarden.core.plugins.module_utils._module import (
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._module import (
     HOST_ARGUMENT_SPEC,
     host_driver,
     run_module,
 )
-from ansible_collections.ghostwarden.core.plugins.module_utils._plan import empty_state
-from ansible_collections.ghostwarden.core.plugins.module_utils._proxmox_host import detect_proxmox
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state import empty_state
+from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._host import detect_proxmox
 
 
 def _plain(value):

@@ -136,17 +136,17 @@ generation:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ghostwarden.core.plugins.module_utils._compile import compile_topology
-from ansible_collections.ghostwarden.core.plugins.module_utils._host import ruleset_scope
-from ansible_collections.ghostwarden.core.plugins.module_utils._merge import with_policy
-from ansible_collections.ghostwarden.core.plugins.module_utils._module import (
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._compile import compile_topology
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._driver import ruleset_scope
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._merge import with_policy
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._module import (
     HOST_ARGUMENT_SPEC,
     apply_result,
     connection_sources,
     host_driver,
     run_module,
 )
-from ansible_collections.ghostwarden.core.plugins.module_utils._topology import topology_to_dict
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology import topology_to_dict
 
 
 def run(module: AnsibleModule) -> dict:

@@ -201,8 +201,8 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ghostwarden.core.plugins.module_utils._errors import BackendError, GhostwardenError
-from ansible_collections.ghostwarden.core.plugins.module_utils._lab import (
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import BackendError, GhostwardenError
+from ansible_collections.ghostwarden.core.plugins.module_utils.lab._planner import (
     LAB_RECORD,
     LabSpec,
     LabState,
@@ -228,7 +228,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils._lab import (
     plan_absent,
     plan_present,
 )
-from ansible_collections.ghostwarden.core.plugins.module_utils._module import run_module
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._module import run_module
 
 # Seconds a stopped process gets to exit after SIGTERM, and again after SIGKILL.
 STOP_GRACE = 3.0

@@ -289,16 +289,16 @@ errors:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ghostwarden.core.plugins.module_utils._proxmox import ProxmoxClient
-from ansible_collections.ghostwarden.core.plugins.module_utils._proxmox_attach import AttachRequest, attach
-from ansible_collections.ghostwarden.core.plugins.module_utils._proxmox_module import (
+from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._client import ProxmoxClient
+from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._attach import AttachRequest, attach
+from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._module import (
     PROXMOX_ARGUMENT_SPEC,
     connection_params,
     require_netaddr,
     run_proxmox_module,
     topology_option,
 )
-from ansible_collections.ghostwarden.core.plugins.module_utils._proxmox_nic import (
+from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._nic import (
     QEMU_MODELS,
     NicSettings,
     network_attachment,

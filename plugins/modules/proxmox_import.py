@@ -143,9 +143,9 @@ notes:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ghostwarden.core.plugins.module_utils._proxmox import ProxmoxClient
-from ansible_collections.ghostwarden.core.plugins.module_utils._proxmox_import import import_proxmox, read_proxmox
-from ansible_collections.ghostwarden.core.plugins.module_utils._proxmox_module import (
+from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._client import ProxmoxClient
+from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._import import import_proxmox, read_proxmox
+from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._module import (
     PROXMOX_ARGUMENT_SPEC,
     connection_params,
     require_netaddr,

@@ -191,15 +191,15 @@ errors:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ghostwarden.core.plugins.module_utils._proxmox import ProxmoxClient
-from ansible_collections.ghostwarden.core.plugins.module_utils._proxmox_module import (
+from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._client import ProxmoxClient
+from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._module import (
     PROXMOX_ARGUMENT_SPEC,
     connection_params,
     require_netaddr,
     run_proxmox_module,
     topology_option,
 )
-from ansible_collections.ghostwarden.core.plugins.module_utils._proxmox_sdn import (
+from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._sdn import (
     alias_owner,
     check_zone_prefix,
     desired_sdn,

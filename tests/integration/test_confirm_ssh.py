@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.ghostwarden.core.plugins.module_utils._nft import normalise_ruleset
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._nft import normalise_ruleset
 from ansible_collections.ghostwarden.core.tests.integration.conftest import PlayResults, PlayRunner, TaskResult
 from ansible_collections.ghostwarden.core.tests.integration.lab import Lab
 

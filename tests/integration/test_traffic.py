@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.ghostwarden.core.plugins.module_utils._nft import normalise_ruleset
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._nft import normalise_ruleset
 from ansible_collections.ghostwarden.core.tests.integration.lab import INET_ADDRESS, UPLINK_ADDRESS, Lab
 
 pytestmark = pytest.mark.root

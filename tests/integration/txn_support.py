@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ansible_collections.ghostwarden.core.plugins.module_utils._nft import normalise_ruleset
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._nft import normalise_ruleset
 from ansible_collections.ghostwarden.core.tests.integration.lab import Lab
 
 ROOT = Path(__file__).resolve().parents[2]

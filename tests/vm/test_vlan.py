@@ -209,7 +209,7 @@ def test_the_unit_tests_that_need_vlans_pass_on_the_guest_kernel(guests) -> None
     guest = guests["vm1"]
     guest.push(archive.getvalue(), f"mkdir -p {target} && tar -xzf - -C {target}")
     result = guest.ssh(f"cd {target} && python3 -m pytest -p no:cacheprovider -q -rs -m vlan_kernel "
-                       "tests/unit/test_netlink_netns.py tests/unit/test_iproute_netns.py", check=False, timeout=600)
+                       "tests/unit/host/test_netlink_netns.py tests/unit/host/test_iproute_netns.py", check=False, timeout=600)
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     assert "skipped" not in summary and "5 passed" in summary, result.stdout

@@ -1,0 +1,511 @@
+# Copyright (c) ghostwarden.core contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Private to this collection: names and behaviour may change in any release.
+"""The desired state of a topology, and the planner: observed and desired host state in, operations out.
+
+The state types are in ``core._host_state``; the host wing observes the kernel into one and
+executes the operations. Everything here is pure and deterministic. ``docs/plan.md`` describes
+every operation kind and the ordering rules with their reasons.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import ConflictError, RenderError
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state import (
+    DEFAULT_PVID,
+    IMMUTABLE_ATTRS,
+    LINK_REFERENCES,
+    LOWER_LINK_REFERENCES,
+    OPERATION_KINDS,
+    RULESET_TARGET,
+    SYSCTL_IPV4_FORWARDING,
+    SYSCTL_IPV6_FORWARDING,
+    UNSET_WHEN_ABSENT,
+    ZERO_MAC,
+    Address,
+    AttrValue,
+    BridgeVlan,
+    DetailValue,
+    Enslavement,
+    FdbEntry,
+    HostState,
+    LinkState,
+    Operation,
+    format_detail,
+)
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import (
+    NFT_FAMILY,
+    NFT_TABLE,
+    OWNER_ALIAS_PREFIX,
+    Network,
+    PortRange,
+    Topology,
+)
+
+# create_link and modify_link share a phase: together they follow the dependency order, so a
+# parent's MTU is raised before a child that needs it is created.
+_PHASE = {kind: rank for rank, kind in enumerate(OPERATION_KINDS)}
+
+_PHASE["modify_link"] = _PHASE["create_link"]
+
+def _needs(network: Network, value: Any, field_name: str) -> Any:
+    if value is None:
+        raise RenderError(f"networks.{network.name}: type {network.type} needs {field_name}, which is not set")
+    return value
+
+def _bridge_vlans(ports: Iterable[str], vids: Iterable[PortRange]) -> List[BridgeVlan]:
+    """Each managed port keeps VLAN 1 as untagged PVID (the kernel's default, so untagged frames
+    keep flowing) and carries every listed VLAN tagged."""
+    tagged: List[PortRange] = []
+    for vid_range in vids:
+        first = max(vid_range.first, DEFAULT_PVID + 1)
+        if first <= vid_range.last:
+            tagged.append(PortRange(first, vid_range.last))
+    entries: List[BridgeVlan] = []
+    for port in ports:
+        entries.append(BridgeVlan(port, PortRange(DEFAULT_PVID, DEFAULT_PVID), pvid=True, untagged=True))
+        entries.extend(BridgeVlan(port, vid_range) for vid_range in tagged)
+    return entries
+
+def _forwarding_sysctls(topology: Topology) -> Dict[str, str]:
+    """Forwarding per family when a network needs it: masquerade, a port forward, or routing
+    between two or more L3 networks of that family."""
+    sysctls: Dict[str, str] = {}
+    for family, key in ((4, SYSCTL_IPV4_FORWARDING), (6, SYSCTL_IPV6_FORWARDING)):
+        l3_networks = [network for network in topology.networks if network.subnet(family) is not None]
+        needs = len(l3_networks) > 1 or any(
+            network.masq_out is not None or any(forward.family == family for forward in network.forwards)
+            for network in l3_networks
+        )
+        if needs:
+            sysctls[key] = "1"
+    return sysctls
+
+def desired_state(topology: Topology, *, ruleset: str, dnsmasq_files: Mapping[str, str]) -> HostState:
+    """The host state a topology asks for, with every object marked owned."""
+    links: List[LinkState] = []
+    bridge_vlans: List[BridgeVlan] = []
+    addresses: List[Address] = []
+    fdb: List[FdbEntry] = []
+    enslavements: List[Enslavement] = []
+    for network in topology.networks:
+        common: Dict[str, AttrValue] = {"ifalias": f"{OWNER_ALIAS_PREFIX}{network.name}", "state": "up"}
+        if network.mtu is not None:
+            common["mtu"] = network.mtu
+        if network.type == "vlan":
+            links.append(
+                LinkState(
+                    network.iface,
+                    "vlan",
+                    network.name,
+                    {
+                        **common,
+                        "parent": _needs(network, network.parent, "parent"),
+                        "vlan_id": _needs(network, network.vlan, "vlan"),
+                    },
+                )
+            )
+        else:
+            links.append(
+                LinkState(
+                    network.iface,
+                    "bridge",
+                    network.name,
+                    {**common, "stp": network.stp, "vlan_filtering": network.vlan_filtering},
+                )
+            )
+            managed_ports = [network.iface]
+            if network.vlan is not None:
+                vlan_iface = _needs(network, network.vlan_iface, "vlan_iface")
+                links.append(
+                    LinkState(
+                        vlan_iface,
+                        "vlan",
+                        network.name,
+                        {
+                            **common,
+                            "master": network.iface,
+                            "parent": _needs(network, network.parent, "parent"),
+                            "vlan_id": network.vlan,
+                        },
+                    )
+                )
+                managed_ports.append(vlan_iface)
+            if network.type == "vxlan":
+                vxlan_iface = _needs(network, network.vxlan_iface, "vxlan_iface")
+                vxlan_attrs: Dict[str, AttrValue] = {
+                    **common,
+                    "master": network.iface,
+                    "vni": _needs(network, network.vni, "vni"),
+                    "dstport": network.dstport,
+                    "learning": network.learning,
+                }
+                if network.local is not None:
+                    vxlan_attrs["local"] = network.local
+                if network.dev is not None:
+                    vxlan_attrs["dev"] = network.dev
+                links.append(LinkState(vxlan_iface, "vxlan", network.name, vxlan_attrs))
+                fdb.extend(FdbEntry(vxlan_iface, peer, ZERO_MAC, owned=True) for peer in network.peers)
+                managed_ports.append(vxlan_iface)
+            enslavements.extend(Enslavement(port, network.iface, owned=True) for port in network.ports)
+            managed_ports.extend(network.ports)
+            if network.vlan_filtering:
+                bridge_vlans.extend(_bridge_vlans(managed_ports, network.vids))
+        addresses.extend(Address(network.iface, subnet.gw_interface_address, owned=True) for subnet in network.subnets)
+
+    owners: Dict[str, str] = {}
+    for link in links:
+        if link.name in owners:
+            raise RenderError(
+                f"networks.{link.owner}: link {link.name} is also created by network {owners[link.name]}"
+            )
+        owners[link.name] = link.owner or ""
+    for enslavement in enslavements:
+        if enslavement.port in owners:
+            raise RenderError(
+                f"networks.{owners[enslavement.master]}.ports: {enslavement.port} is a link created by network "
+                f"{owners[enslavement.port]}, not an existing link"
+            )
+    ports_seen: Dict[str, str] = {}
+    for enslavement in enslavements:
+        if enslavement.port in ports_seen:
+            raise RenderError(
+                f"networks.{owners[enslavement.master]}.ports: {enslavement.port} is already a port of "
+                f"{ports_seen[enslavement.port]}"
+            )
+        ports_seen[enslavement.port] = enslavement.master
+    return HostState(
+        links=tuple(links),
+        bridge_vlans=tuple(bridge_vlans),
+        addresses=tuple(addresses),
+        fdb=tuple(fdb),
+        enslavements=tuple(enslavements),
+        sysctls=_forwarding_sysctls(topology),
+        ruleset=ruleset,
+        dnsmasq_files=dnsmasq_files,
+    )
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+def _content_details(text: str) -> Dict[str, DetailValue]:
+    return {"content": text, "sha256": _digest(text), "lines": text.count("\n")}
+
+def _ranges(vids: Mapping[int, Tuple[bool, bool]]) -> List[Tuple[PortRange, Tuple[bool, bool]]]:
+    """Consecutive VLAN ids with equal flags as ranges; a PVID always stands alone."""
+    ranges: List[Tuple[PortRange, Tuple[bool, bool]]] = []
+    for vid in sorted(vids):
+        flags = vids[vid]
+        if ranges:
+            last_range, last_flags = ranges[-1]
+            if last_flags == flags and not flags[0] and last_range.last + 1 == vid:
+                ranges[-1] = (PortRange(last_range.first, vid), flags)
+                continue
+        ranges.append((PortRange(vid, vid), flags))
+    return ranges
+
+def _expand(entries: Iterable[BridgeVlan]) -> Dict[int, Tuple[bool, bool]]:
+    return {vid: entry.flags for entry in entries for vid in range(entry.vids.first, entry.vids.last + 1)}
+
+def _depths(links: Mapping[str, LinkState]) -> Dict[str, int]:
+    """Dependency depth of each link: 0 without a parent, device or master among ``links``."""
+    depths: Dict[str, int] = {}
+
+    def depth(name: str, visiting: frozenset) -> int:
+        if name in depths:
+            return depths[name]
+        lowers = [
+            str(link_name)
+            for link_name in (links[name].attr(key) for key in LINK_REFERENCES)
+            if link_name in links and link_name not in visiting
+        ]
+        value = 1 + max(depth(lower, visiting | {name}) for lower in lowers) if lowers else 0
+        depths[name] = value
+        return value
+
+    for link_name in links:
+        depth(link_name, frozenset())
+    return depths
+
+def _recreate_reason(observed: LinkState, desired: LinkState) -> Optional[str]:
+    if observed.kind != desired.kind:
+        return f"type changes from {observed.kind} to {desired.kind}"
+    for key in IMMUTABLE_ATTRS[desired.kind]:
+        if observed.attr(key) != desired.attr(key):
+            return f"{key} changes from {format_detail(observed.attr(key))} to {format_detail(desired.attr(key))}"
+    return None
+
+def _attr_changes(current: Mapping[str, AttrValue], desired: LinkState) -> Dict[str, DetailValue]:
+    """Attributes to modify in place; immutable ones are equal here (else the link is recreated)."""
+    changes: Dict[str, DetailValue] = {}
+    for key, value in desired.attrs:
+        if current.get(key) != value:
+            changes[key] = value
+    for key in UNSET_WHEN_ABSENT:
+        if desired.attr(key) is None and current.get(key) is not None:
+            changes[key] = None
+    return changes
+
+class _Planner:
+    """One planning run: indexes both states, then emits operations phase by phase."""
+
+    def __init__(self, desired: HostState, observed: HostState) -> None:
+        self.desired = desired
+        self.observed = observed
+        self.desired_links = {link.name: link for link in desired.links}
+        self.observed_links = {link.name: link for link in observed.links}
+        self.desired_ports = {item.port: item for item in desired.enslavements}
+        self.observed_ports = {item.port: item for item in observed.enslavements}
+        self.operations: List[Tuple[tuple, Operation]] = []
+        self.deleted: Dict[str, str] = {}  # owned observed link -> why it is deleted
+        self.conflicts: List[str] = []
+
+    def emit(self, kind: str, target: str, details: Mapping[str, DetailValue], depth: int = 0) -> None:
+        operation = Operation(kind, target, details)
+        self.operations.append(((_PHASE[kind], depth, target, kind), operation))
+
+    def run(self) -> List[Operation]:
+        self.check_conflicts()
+        self.plan_deletions()
+        self.check_cascades()
+        if self.conflicts:
+            raise ConflictError(self.conflicts)
+        self.plan_links()
+        self.plan_masters()
+        self.plan_bridge_vlans()
+        self.plan_keyed("address", self.desired.addresses, self.observed.addresses)
+        self.plan_keyed("fdb", self.desired.fdb, self.observed.fdb)
+        self.plan_sysctls()
+        self.plan_files()
+        self.plan_ruleset()
+        return [operation for _key, operation in sorted(self.operations, key=lambda item: item[0])]
+
+    # conflicts ----------------------------------------------------------------------------------
+
+    def check_conflicts(self) -> None:
+        for name, link in sorted(self.desired_links.items()):
+            found = self.observed_links.get(name)
+            if found is not None and not found.owned:
+                self.conflicts.append(
+                    f"link {name} (network {link.owner}) already exists and is not owned by ghostwarden "
+                    f"(its ifalias is {format_detail(found.attr('ifalias'))}, not {format_detail(link.attr('ifalias'))}); "
+                    "rename it or remove it, or choose another name in the topology"
+                )
+        for port, wanted in sorted(self.desired_ports.items()):
+            bridge = self.desired_links.get(wanted.master)
+            wanted_by = f"for {wanted.master} of network {bridge.owner if bridge is not None else None}"
+            found_link = self.observed_links.get(port)
+            if found_link is not None and found_link.owned:
+                self.conflicts.append(
+                    f"port {port} ({wanted_by}) is a link ghostwarden created for network {found_link.owner}, "
+                    "not an existing link to enslave"
+                )
+                continue
+            current = self.observed_ports.get(port)
+            if current is None or current.master == wanted.master or current.owned:
+                continue
+            master = self.observed_links.get(current.master)
+            if master is None or not master.owned:
+                self.conflicts.append(
+                    f"port {port} ({wanted_by}) is enslaved to {current.master}, which ghostwarden does "
+                    "not own; release it from there first or remove it from the network's ports"
+                )
+
+    # links --------------------------------------------------------------------------------------
+
+    def plan_deletions(self) -> None:
+        for name, link in sorted(self.observed_links.items()):
+            if not link.owned:
+                continue
+            wanted = self.desired_links.get(name)
+            reason = "not in the topology" if wanted is None else _recreate_reason(link, wanted)
+            if reason is not None:
+                self.deleted[name] = reason
+        # The kernel removes a vlan or vxlan with its lower link: delete such owned links
+        # explicitly and first, so that the order is ours and they are created again if wanted.
+        grown = True
+        while grown:
+            grown = False
+            for name, link in sorted(self.observed_links.items()):
+                if name in self.deleted or not link.owned:
+                    continue
+                lowers = sorted(str(link.attr(key)) for key in LOWER_LINK_REFERENCES if link.attr(key) in self.deleted)
+                if lowers:
+                    self.deleted[name] = f"its lower link {lowers[0]} is deleted"
+                    grown = True
+        depths = _depths(self.observed_links)
+        for name, reason in self.deleted.items():
+            link = self.observed_links[name]
+            self.emit("delete_link", f"link:{name}", {"reason": reason, "type": link.kind}, -depths[name])
+
+    def check_cascades(self) -> None:
+        for name, link in sorted(self.observed_links.items()):
+            if link.owned:
+                continue
+            for key in LOWER_LINK_REFERENCES:
+                lower = link.attr(key)
+                if lower in self.deleted:
+                    self.conflicts.append(
+                        f"link {name} is not owned by ghostwarden but depends on {lower}, which has to be deleted "
+                        f"({self.deleted[str(lower)]}); the kernel would delete {name} with it"
+                    )
+
+    def remaining_master(self, port: str) -> Optional[str]:
+        """The master of ``port`` once the deletions ran (deleting a bridge releases its ports)."""
+        link = self.observed_links.get(port)
+        if link is not None and link.owned:
+            master = None if port in self.deleted else link.attr("master")
+        else:
+            enslavement = self.observed_ports.get(port)
+            master = enslavement.master if enslavement is not None else None
+        return None if master in self.deleted else (str(master) if master is not None else None)
+
+    def plan_links(self) -> None:
+        depths = _depths(self.desired_links)
+        for name, wanted in sorted(self.desired_links.items()):
+            current = self.observed_links.get(name)
+            target = f"link:{name}"
+            if current is None or name in self.deleted:
+                self.emit("create_link", target, {"type": wanted.kind, **dict(wanted.attrs)}, depths[name])
+                continue
+            attrs = dict(current.attrs)
+            attrs.pop("master", None)
+            master = self.remaining_master(name)
+            if master is not None:
+                attrs["master"] = master
+            changes = _attr_changes(attrs, wanted)
+            if changes:
+                self.emit("modify_link", target, changes, depths[name])
+
+    def plan_masters(self) -> None:
+        for port, current in sorted(self.observed_ports.items()):
+            if current.owned and port not in self.desired_ports and current.master not in self.deleted:
+                self.emit("release_master", f"port:{port}", {"master": current.master})
+        for port, wanted in sorted(self.desired_ports.items()):
+            if self.remaining_master(port) != wanted.master:
+                self.emit("set_master", f"port:{port}", {"master": wanted.master})
+
+    def desired_master(self, port: str) -> Optional[str]:
+        link = self.desired_links.get(port)
+        if link is not None:
+            master = link.attr("master")
+            return str(master) if master is not None else None
+        enslavement = self.desired_ports.get(port)
+        return enslavement.master if enslavement is not None else None
+
+    def plan_bridge_vlans(self) -> None:
+        wanted_by_port: Dict[str, List[BridgeVlan]] = {}
+        for entry in self.desired.bridge_vlans:
+            wanted_by_port.setdefault(entry.port, []).append(entry)
+        found_by_port: Dict[str, List[BridgeVlan]] = {}
+        for entry in self.observed.bridge_vlans:
+            found_by_port.setdefault(entry.port, []).append(entry)
+        for port, entries in sorted(wanted_by_port.items()):
+            link = self.desired_links.get(port)
+            is_self = link is not None and link.kind == "bridge"
+            if is_self:
+                in_place = port not in self.deleted and port in self.observed_links
+                master = port
+            else:
+                master = self.desired_master(port) or ""
+                # A port that changes bridge loses its VLANs in the kernel; it gets them anew.
+                in_place = port not in self.deleted and self.remaining_master(port) == master
+            wanted = _expand(entries)
+            found = _expand(found_by_port.get(port, [])) if in_place else {}
+            to_add = {vid: flags for vid, flags in wanted.items() if found.get(vid) != flags}
+            # Removal ignores flags, so adjacent VLANs go in one range whatever their flags.
+            to_remove = {vid: (False, False) for vid in found if vid not in wanted}
+            for vids, _flags in _ranges(to_remove):
+                self.emit(
+                    "remove_bridge_vlan",
+                    f"bridge_vlan:{port}:{vids}",
+                    {"port": port, "self": is_self, "vid_first": vids.first, "vid_last": vids.last},
+                )
+            for vids, (pvid, untagged) in _ranges(to_add):
+                self.emit(
+                    "add_bridge_vlan",
+                    f"bridge_vlan:{port}:{vids}",
+                    {
+                        "bridge": master,
+                        "port": port,
+                        "pvid": pvid,
+                        "self": is_self,
+                        "untagged": untagged,
+                        "vid_first": vids.first,
+                        "vid_last": vids.last,
+                    },
+                )
+
+    # addresses, fdb, sysctls, files, ruleset ------------------------------------------------------
+
+    def plan_keyed(
+        self,
+        what: str,
+        wanted_items: Iterable[Union[Address, FdbEntry]],
+        found_items: Iterable[Union[Address, FdbEntry]],
+    ) -> None:
+        """Addresses and FDB entries: add what is missing, remove owned ones no longer wanted.
+
+        Objects on a deleted link vanish with it; a wanted object present but foreign counts as
+        present and stays foreign; IPv6 link-local addresses belong to the kernel.
+        """
+        found = {item.key: item for item in found_items if item.iface not in self.deleted}
+        wanted = {item.key: item for item in wanted_items}
+        for key, item in sorted(found.items()):
+            if key in wanted or not item.owned or (isinstance(item, Address) and item.link_local):
+                continue
+            self.emit(f"remove_{what}", self.target(item), self.details(item))
+        for key, item in sorted(wanted.items()):
+            if key not in found:
+                self.emit(f"add_{what}", self.target(item), self.details(item))
+
+    @staticmethod
+    def target(item: Union[Address, FdbEntry]) -> str:
+        if isinstance(item, Address):
+            return f"address:{item.iface}:{item.address}"
+        return f"fdb:{item.iface}:{item.dst}"
+
+    @staticmethod
+    def details(item: Union[Address, FdbEntry]) -> Dict[str, DetailValue]:
+        if isinstance(item, Address):
+            return {"iface": item.iface, "address": item.address}
+        return {"iface": item.iface, "mac": item.mac, "dst": item.dst}
+
+    def plan_sysctls(self) -> None:
+        found = dict(self.observed.sysctls)
+        for key, value in self.desired.sysctls:
+            if found.get(key) != value:
+                self.emit("set_sysctl", f"sysctl:{key}", {"key": key, "value": value, "was": found.get(key)})
+
+    def plan_files(self) -> None:
+        wanted = dict(self.desired.dnsmasq_files)
+        found = dict(self.observed.dnsmasq_files)
+        for path in sorted(found):
+            if path not in wanted:
+                self.emit("remove_file", f"file:{path}", {"path": path})
+        for path, content in sorted(wanted.items()):
+            if found.get(path) != content:
+                self.emit("write_file", f"file:{path}", {"path": path, **_content_details(content)})
+
+    def plan_ruleset(self) -> None:
+        wanted, found = self.desired.ruleset, self.observed.ruleset
+        if wanted is not None and wanted != found:
+            self.emit(
+                "replace_ruleset",
+                RULESET_TARGET,
+                {"family": NFT_FAMILY, "table": NFT_TABLE, **_content_details(wanted)},
+            )
+        elif wanted is None and found is not None:
+            self.emit("delete_ruleset", RULESET_TARGET, {"family": NFT_FAMILY, "table": NFT_TABLE})
+
+def plan(desired: HostState, observed: HostState) -> List[Operation]:
+    """The ordered operations that turn ``observed`` into ``desired``, touching only owned objects.
+
+    Raises :class:`ConflictError` when the desired state needs a name held by a foreign link,
+    a port enslaved to a foreign bridge, or a deletion the kernel would extend to a foreign link.
+    """
+    return _Planner(desired, observed).run()

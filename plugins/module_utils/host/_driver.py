@@ -1,0 +1,544 @@
+# Copyright (c) ghostwarden.core contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Private to this collection: names and behaviour may change in any release.
+"""The driver that makes a host match a compiled topology.
+
+observe (kernel + nft + dnsmasq files, ownership from the records) -> plan -> execute
+(each operation through the backend that owns its kind) -> record what the collection now
+owns -> make dnsmasq processes match their files. No Ansible here: modules hand in a
+:class:`CommandRunner` and turn :class:`GhostwardenError` into ``fail_json``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import posixpath
+import signal
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._dnsmasq_control import DnsmasqControl
+from ansible_collections.ghostwarden.core.plugins.module_utils.host import _timer
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import (
+    BackendError,
+    GhostwardenError,
+    Issue,
+    RollbackFailedError,
+    RolledBackError,
+    ValidationError,
+)
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import OWNER_ALIAS_PREFIX
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._iproute import NETLINK_KINDS
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._netlink import NetlinkBackend
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._nft_cli import NftCli
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._plan import plan
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state import (
+    SYSCTL_IPV4_FORWARDING,
+    SYSCTL_IPV6_FORWARDING,
+    Address,
+    Enslavement,
+    FdbEntry,
+    HostState,
+    Operation,
+    empty_state,
+    summarise,
+)
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._probe import run_probes
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._runner import CommandRunner
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._store import Records, StateStore, write_atomically
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._txn import (
+    History,
+    Journal,
+    JournalStore,
+    as_desired,
+    new_token,
+    owned_snapshot,
+    persistence_files,
+    rollback_plan,
+    rollback_script,
+    rollback_target,
+    utc_iso,
+    write_persistence,
+)
+
+RULESET_KINDS = frozenset({"replace_ruleset", "delete_ruleset"})
+FILE_KINDS = frozenset({"write_file", "remove_file"})
+
+# Test-only fault injection: SIGKILL the module right after its K-th executed operation, to prove that
+# a transaction killed at any point leaves the host in the old or the new committed state.
+KILL_AFTER_ENV = "GHOSTWARDEN_TEST_KILL_AFTER"
+DEFAULT_HISTORY = 10
+
+# (operation, observed host) -> whether the operation belongs to the module's scope
+OperationFilter = Callable[[Operation, HostState], bool]
+
+
+@dataclass
+class ApplyResult:
+    operations: list[Operation]
+    dnsmasq: list[str]
+    before: HostState
+    after: HostState
+    records: Records
+    changes: dict[str, int] = field(default_factory=dict)
+    confirm: dict | None = None  # {token, deadline_in, rollback_generation} while a confirm window is open
+    recovered: str | None = None  # what an earlier interrupted transaction was rolled back for
+    probes: list[dict] = field(default_factory=list)  # results of the probes run after the change
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.operations or self.dnsmasq)
+
+
+class HostDriver:
+    """One host (or one network namespace of it) and the collection's state directory for it."""
+
+    def __init__(self, *, state_dir: str, netns: str | None = None, runner: CommandRunner | None = None) -> None:
+        self.runner = runner or CommandRunner(netns=netns)
+        if netns and self.runner.netns != netns:
+            raise ValueError("runner and driver disagree on the network namespace")
+        self.netns = netns
+        self.state_dir = state_dir
+        self.store = StateStore(state_dir)
+        self.journals = JournalStore(state_dir)
+        self.history = History(state_dir)
+        self.nft = NftCli(self.runner)
+        self.dnsmasq = DnsmasqControl(self.runner, state_dir)
+        self._netlink: NetlinkBackend | None = None
+
+    @property
+    def netlink(self) -> NetlinkBackend:
+        if self._netlink is None:
+            self._netlink = NetlinkBackend(self.netns)
+        return self._netlink
+
+    def close(self) -> None:
+        if self._netlink is not None:
+            self._netlink.close()
+            self._netlink = None
+
+    def __enter__(self) -> HostDriver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- observing ---------------------------------------------------------------------------
+    def observe(self, records: Records, desired: HostState) -> HostState:
+        """The host as the planner sees it: ownership of addresses, FDB entries and ports from ``records``.
+
+        The live nft listing is never byte-equal to the rendered text; when the two normalise to
+        the same table the observed ruleset *is* the desired one, otherwise the listing stands.
+        """
+        # The forwarding keys always: snapshots, history and boot files must hold them even when
+        # this run's desired state does not mention them.
+        sysctl_keys = sorted(set(dict(desired.sysctls)) | set(records.sysctl_previous)
+                             | {SYSCTL_IPV4_FORWARDING, SYSCTL_IPV6_FORWARDING})
+        kernel = self.netlink.observe(sysctl_keys)
+        listing = self.nft.list_table()
+        ruleset = listing
+        if listing is not None and desired.ruleset is not None:
+            # Fast path: the table is byte-for-byte what nft listed after our last load of this rendering.
+            unchanged = (records.nft_digests.get("listing") == sha256_text(listing)
+                         and records.nft_digests.get("ruleset") == sha256_text(desired.ruleset))
+            if unchanged or self.nft.matches(listing, desired.ruleset):
+                ruleset = desired.ruleset
+        return replace(
+            kernel,
+            addresses=tuple(
+                replace(address, owned=(address.iface, address.address) in records.owned_addresses)
+                for address in kernel.addresses
+            ),
+            fdb=tuple(
+                replace(entry, owned=(entry.iface, entry.mac, entry.dst) in records.owned_fdb) for entry in kernel.fdb
+            ),
+            enslavements=tuple(
+                replace(item, owned=(item.port, item.master) in records.owned_enslavements)
+                for item in kernel.enslavements
+            ),
+            ruleset=ruleset,
+            dnsmasq_files=self.dnsmasq.observe_files(),
+        )
+
+    # -- applying ----------------------------------------------------------------------------
+    def apply(self, desired: HostState, *, check_mode: bool, scope: OperationFilter | None = None,
+              topology: dict | None = None, want_after: bool = False, probes: Sequence[dict] = (),
+              confirm_timeout: float = 0, history_keep: int = DEFAULT_HISTORY) -> ApplyResult:
+        """Plan ``desired`` against the host and, unless ``check_mode``, execute it as a transaction.
+
+        ``scope`` limits the operations to one network's objects (ghostwarden_network,
+        ghostwarden_policy); ``topology`` is the normalised topology recorded as applied. A failure
+        of any operation, of dnsmasq or of a probe rolls the host back to the snapshot taken
+        before and raises :class:`RolledBackError`. With ``confirm_timeout`` the change stays
+        pending: a detached timer rolls it back unless :meth:`confirm` is called in time.
+        ``want_after`` observes the host again after a change (for diffs).
+        """
+        recovered = self.recover()
+        records = self.store.load()
+        before = self.observe(records, desired)
+        operations = sorted((op for op in plan(desired, before) if scope is None or scope(op, before)),
+                            key=_firewall_first)
+        if check_mode:
+            return ApplyResult(operations, self._pending_dnsmasq(operations), before, desired, records,
+                               summarise(operations), recovered=recovered)
+        if not operations:
+            if topology != records.topology:
+                records = replace(records, topology=topology)
+                self.store.save(records)
+            return ApplyResult([], self.dnsmasq.reconcile(), before, before, records, summarise([]),
+                               recovered=recovered)
+
+        journal = Journal(new_token(), time.time(), os.getpid(), owned_snapshot(before), records,
+                          [operation.to_dict() for operation in operations])
+        self.journals.write(journal)
+        try:
+            records, dnsmasq_changes = self._execute_all(operations, records, topology)
+            probe_results = run_probes(list(probes), self.runner) if probes else []
+            failed = [result for result in probe_results if not result.ok]
+            if failed:
+                raise BackendError("probes", "; ".join(f"{result.name}: {result.detail}" for result in failed))
+        except GhostwardenError as error:
+            step, cause = (error.step, error.cause) if isinstance(error, BackendError) else ("apply", str(error))
+            try:
+                self.rollback(journal, f"{step}: {cause}")
+            except GhostwardenError as rollback_error:
+                # The journal stays: the next run (or the operator's rollback) tries again from the live host.
+                raise RollbackFailedError(step, f"{cause}; rolling back failed too ({rollback_error}); the next "
+                                                "run rolls back again before it applies anything") from None
+            raise RolledBackError(step, cause, journal.snapshot_records.generation) from None
+        after = self.observe(records, desired)
+        result = ApplyResult(operations, dnsmasq_changes, before, after if want_after else desired, records,
+                             summarise(operations), recovered=recovered,
+                             probes=[probe.to_dict() for probe in probe_results])
+        if confirm_timeout > 0:
+            result.confirm = self._open_window(journal, after, confirm_timeout)
+        else:
+            self._commit(journal, operations, after, records, history_keep)
+        return result
+
+    def _execute_all(self, operations: Sequence[Operation], records: Records,
+                     topology: dict | None) -> tuple[Records, list[str]]:
+        kill_after = int(os.environ.get(KILL_AFTER_ENV) or 0)
+        ledger = OwnershipLedger(records)
+        stopped: list[str] = []
+        for index, operation in enumerate(operations, 1):
+            self._execute(operation)
+            ledger.record(operation)
+            if operation.kind == "remove_file":
+                # Stop the instance now, while its interface still exists (the plan removes files first).
+                network = posixpath.basename(str(operation.detail("path"))).rsplit(".", 1)[0]
+                if self.dnsmasq.stop(network):
+                    stopped.append(f"stopped {network}")
+            if index == kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+        updated = ledger.records(records, topology=topology, generation=records.generation + 1,
+                                 nft_digests=self._nft_digests(operations, records))
+        self.store.save(updated)
+        return updated, stopped + self.dnsmasq.reconcile()
+
+    def _nft_digests(self, operations: Sequence[Operation], records: Records) -> dict:
+        """Digests of the table as loaded and as nft lists it, for the next run's fast comparison."""
+        loaded = [op for op in operations if op.kind in RULESET_KINDS]
+        if not loaded:
+            return dict(records.nft_digests)
+        if loaded[-1].kind == "delete_ruleset":
+            return {}
+        listing = self.nft.list_table()
+        if listing is None:
+            return {}
+        return {"listing": sha256_text(listing), "ruleset": sha256_text(str(loaded[-1].detail("content")))}
+
+    def _open_window(self, journal: Journal, after: HostState, timeout: float) -> dict:
+        """Arm the detached rollback timer; the journal stays until :meth:`confirm` or the timer ends it."""
+        journal = replace(journal, confirm_deadline=time.time() + timeout)
+        script_path = posixpath.join(self.state_dir, f"rollback-{journal.token}.sh")
+        write_atomically(script_path, rollback_script(journal, after, state_dir=self.state_dir, netns=self.netns),
+                         0o700)
+        self.journals.write(journal)
+        _timer.arm(script_path, timeout, token=journal.token, runner=self.runner.on_host(), state_dir=self.state_dir)
+        return {"token": journal.token, "deadline_in": round(journal.confirm_deadline - time.time(), 1),
+                "rollback_generation": journal.snapshot_records.generation}
+
+    def _commit(self, journal: Journal, operations: Sequence[Operation], after: HostState, records: Records,
+                history_keep: int) -> None:
+        """The change stays: history entry, boot-restore files, journal gone (in that order)."""
+        committed = owned_snapshot(after)
+        self.history.commit(records.generation, _user(), records.topology, operations, committed, records,
+                            history_keep)
+        write_persistence(persistence_files(committed, state_dir=self.state_dir, netns=self.netns))
+        self.journals.remove()
+        # Under the apply lock a timer that still fires finds no journal and leaves: its files can go.
+        for leftover in (posixpath.join(self.state_dir, f"rollback-{journal.token}.sh"),
+                         _timer.marker_path(self.state_dir, journal.token),
+                         _timer.record_path(self.state_dir, journal.token)):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+
+    def confirm(self, token: str, history_keep: int = DEFAULT_HISTORY) -> dict:
+        """The controller reached the host again: keep the pending change (``state: confirmed``)."""
+        journal = self.journals.read()
+        if journal is None or journal.token != token:
+            marker = self.journals.rolled_back_marker(token)
+            reason = "the change is no longer pending"
+            if os.path.exists(marker):
+                with open(marker, encoding="utf-8") as handle:
+                    reason = handle.read().strip() or reason
+            return {"changed": False, "confirmed": False, "rolled_back": True, "rollback_reason": reason}
+        # The marker first: a timer that fires now sees it under the lock and leaves the change alone.
+        _timer.confirm(token, self.state_dir)
+        _timer.disarm(token, self.state_dir, self.runner.on_host())
+        records = self.store.load()
+        after = self.observe(records, empty_state())
+        self._commit(journal, journal.planned_operations(), after, records, history_keep)
+        return {"changed": True, "confirmed": True, "rolled_back": False, "generation": records.generation}
+
+    def recover(self) -> str | None:
+        """Finish what an earlier transaction left: roll back an interrupted apply or an expired window."""
+        journal = self.journals.read()
+        if journal is None:
+            return None
+        if _timer.confirmed(journal.token, self.state_dir):
+            # Confirmed, then interrupted before the commit finished: finish the commit.
+            records = self.store.load()
+            self._commit(journal, journal.planned_operations(), self.observe(records, empty_state()), records,
+                         DEFAULT_HISTORY)
+            return None
+        if journal.confirm_deadline is not None and time.time() < journal.confirm_deadline:
+            raise BackendError("confirm window", f"generation {journal.snapshot_records.generation + 1} awaits "
+                                                 f"confirmation until {utc_iso(journal.confirm_deadline)}; it is "
+                                                 "confirmed by the same task or rolled back when the window closes")
+        why = "its confirm window closed" if journal.confirm_deadline is not None else "it was interrupted"
+        reason = f"the apply started {utc_iso(journal.created)} was rolled back because {why}"
+        self.rollback(journal, reason)
+        return reason
+
+    def rollback(self, journal: Journal, reason: str) -> list[Operation]:
+        """Put the host back to the journal's snapshot and forget the transaction."""
+        records = self.store.load()
+        observed = self.observe(records, rollback_target(journal))
+        operations = sorted(rollback_plan(journal, observed, records), key=_firewall_first)
+        for operation in operations:
+            self._execute(operation)
+            if operation.kind == "remove_file":
+                self.dnsmasq.stop(posixpath.basename(str(operation.detail("path"))).rsplit(".", 1)[0])
+        self.store.save(journal.snapshot_records)
+        self.dnsmasq.reconcile()
+        write_atomically(self.journals.rolled_back_marker(journal.token), reason + "\n", 0o600)
+        self.journals.remove()
+        return operations
+
+    def roll_back_to(self, generation: int | None, *, check_mode: bool, want_after: bool = False,
+                     history_keep: int = DEFAULT_HISTORY) -> ApplyResult:
+        """``state: rolled_back``: make the host what committed ``generation`` was (default: the one before)."""
+        generations = self.history.generations()
+        current = self.store.load().generation
+        if generation is None:
+            earlier = [number for number in generations if number < current]
+            if not earlier:
+                raise ValidationError(Issue("generation", f"no committed generation before {current} is kept "
+                                                          f"(kept: {', '.join(map(str, generations)) or 'none'})"))
+            generation = earlier[-1]
+        state, _records, topology = self.history.load(generation)
+        return self.apply(as_desired(state), check_mode=check_mode, topology=topology,
+                          want_after=want_after, history_keep=history_keep)
+
+    def _pending_dnsmasq(self, operations: Sequence[Operation]) -> list[str]:
+        """In check mode with file changes pending, say which instances a real run would (re)start or stop."""
+        pending = self.dnsmasq.reconcile(dry_run=True)
+        for operation in operations:
+            if operation.kind in FILE_KINDS:
+                verb = "restart or start" if operation.kind == "write_file" else "stop"
+                pending.append(f"would {verb} the instance of {operation.detail('path')}")
+        return sorted(set(pending))
+
+    def _execute(self, operation: Operation) -> None:
+        if operation.kind in NETLINK_KINDS:
+            self.netlink.execute(operation)
+        elif operation.kind == "replace_ruleset":
+            self.nft.replace(str(operation.detail("content")), check_first=False)
+        elif operation.kind == "delete_ruleset":
+            self.nft.delete()
+        elif operation.kind == "write_file":
+            self.dnsmasq.write_file(str(operation.detail("path")), str(operation.detail("content")))
+        elif operation.kind == "remove_file":
+            self.dnsmasq.remove_file(str(operation.detail("path")))
+        else:  # the planner and this table are out of step: a bug, not user input
+            raise BackendError(str(operation), f"no backend executes operations of kind {operation.kind}")
+
+    def remove_everything(self, *, check_mode: bool, want_after: bool = False,
+                          history_keep: int = DEFAULT_HISTORY) -> ApplyResult:
+        """``state: absent``: every owned object goes; dnsmasq instances stop; foreign objects stay."""
+        result = self.apply(empty_state(), check_mode=check_mode, topology=None, want_after=want_after,
+                            history_keep=history_keep)
+        if not check_mode:
+            stopped = self.dnsmasq.stop_all()
+            result.dnsmasq = sorted(set(result.dnsmasq) | set(stopped or []))
+        return result
+
+
+class OwnershipLedger:
+    """What the collection owns as operations succeed: the ownership the kernel cannot show.
+
+    Kept in plain sets while a plan runs and turned into :class:`Records` once, because building
+    Records canonicalises every entry (an apply of 500 networks would otherwise do it 1,000 times).
+    """
+
+    def __init__(self, records: Records) -> None:
+        self.addresses = set(records.owned_addresses)
+        self.fdb = set(records.owned_fdb)
+        self.enslavements = set(records.owned_enslavements)
+        self.sysctls = dict(records.sysctl_previous)
+
+    def record(self, operation: Operation) -> None:
+        kind = operation.kind
+        if kind == "add_address":
+            self.addresses.add((str(operation.detail("iface")), str(operation.detail("address"))))
+        elif kind == "remove_address":
+            self.addresses.discard((str(operation.detail("iface")), str(operation.detail("address"))))
+        elif kind == "add_fdb":
+            self.fdb.add((str(operation.detail("iface")), str(operation.detail("mac")), str(operation.detail("dst"))))
+        elif kind == "remove_fdb":
+            self.fdb.discard((str(operation.detail("iface")), str(operation.detail("mac")),
+                              str(operation.detail("dst"))))
+        elif kind == "set_master":  # always a foreign port: owned links get their master in create/modify_link
+            port = operation.target.split(":", 1)[1]
+            self.enslavements = {item for item in self.enslavements if item[0] != port}
+            self.enslavements.add((port, str(operation.detail("master"))))
+        elif kind == "release_master":
+            port = operation.target.split(":", 1)[1]
+            self.enslavements = {item for item in self.enslavements if item[0] != port}
+        elif kind == "delete_link":
+            # The kernel takes a link's addresses and FDB entries with it, and releases its ports.
+            name = operation.target.split(":", 1)[1]
+            self.addresses = {item for item in self.addresses if item[0] != name}
+            self.fdb = {item for item in self.fdb if item[0] != name}
+            self.enslavements = {item for item in self.enslavements if item[1] != name}
+        elif kind == "set_sysctl":
+            key = str(operation.detail("key"))
+            was = operation.detail("was")
+            if key not in self.sysctls and was is not None:
+                self.sysctls[key] = str(was)
+
+    def records(self, base: Records, **changes: object) -> Records:
+        return replace(base, owned_addresses=frozenset(self.addresses), owned_fdb=frozenset(self.fdb),
+                       owned_enslavements=frozenset(self.enslavements), sysctl_previous=self.sysctls, **changes)
+
+
+def record_operation(records: Records, operation: Operation) -> Records:
+    """``records`` after one more successful operation."""
+    ledger = OwnershipLedger(records)
+    ledger.record(operation)
+    return ledger.records(records)
+
+
+def _firewall_first(operation: Operation) -> bool:
+    """Sort key: a new table is loaded before anything else (stable for the rest of the plan).
+
+    nft -f is one transaction and the table names interfaces as strings, so a ruleset nft refuses
+    fails the apply before any link, address or file has changed. Deleting the table stays last,
+    as planned: networks that go away keep their filtering until they are gone.
+    """
+    return operation.kind != "replace_ruleset"
+
+
+def _user() -> str:
+    """Who applied: the sudo user behind root when there is one."""
+    try:
+        return os.environ.get("SUDO_USER") or getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry for the uid (containers)
+        return str(os.getuid())
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# -- scoping for the per-network modules ------------------------------------------------------
+
+
+def network_scope(network: str, iface_names: Iterable[str], dnsmasq_config: str | None) -> OperationFilter:
+    """Operations on one network's L2/L3 objects and its dnsmasq file (ghostwarden_network).
+
+    ``iface_names`` are the links the network should have; links the host shows as owned by
+    the network are added, so a renamed bridge's old link is in scope for deletion too.
+    """
+    desired_names = set(iface_names)
+    owner_alias = f"{OWNER_ALIAS_PREFIX}{network}"
+
+    def in_scope(operation: Operation, observed: HostState) -> bool:
+        names = desired_names | {link.name for link in observed.links if link.owner == network}
+        kind = operation.kind
+        if kind in RULESET_KINDS:
+            return False
+        if kind in FILE_KINDS:
+            return dnsmasq_config is not None and operation.detail("path") == dnsmasq_config
+        if kind == "set_sysctl":
+            return True
+        target_name = operation.target.split(":", 2)[1] if ":" in operation.target else ""
+        return (target_name in names or operation.detail("ifalias") == owner_alias
+                or operation.detail("master") in names or operation.detail("iface") in names)
+
+    return in_scope
+
+
+def ruleset_scope(operation: Operation, observed: HostState) -> bool:
+    """Only the owned table (ghostwarden_policy) and the forwarding sysctls its NAT needs."""
+    return operation.kind in RULESET_KINDS or operation.kind == "set_sysctl"
+
+
+# -- presenting -------------------------------------------------------------------------------
+
+
+def owned_view(state: HostState) -> dict:
+    """The owned part of a host state, for diffs and facts."""
+    return {
+        "links": [link.to_dict() for link in state.links if link.owned],
+        "addresses": [address.to_dict() for address in state.addresses if address.owned],
+        "fdb": [entry.to_dict() for entry in state.fdb if entry.owned],
+        "ports": [item.to_dict() for item in state.enslavements if item.owned],
+        "sysctls": dict(state.sysctls),
+    }
+
+
+def diff_of(before: HostState, after: HostState) -> list[dict]:
+    """Ansible diff items: links/addresses/FDB as JSON text, then the ruleset, then each dnsmasq file."""
+    items = [{
+        "before_header": "owned links, addresses, FDB, ports (before)",
+        "after_header": "owned links, addresses, FDB, ports (after)",
+        "before": json.dumps(owned_view(before), indent=2, sort_keys=True) + "\n",
+        "after": json.dumps(owned_view(after), indent=2, sort_keys=True) + "\n",
+    }, {
+        "before_header": "nft table inet ghostwarden (before)",
+        "after_header": "nft table inet ghostwarden (after)",
+        "before": before.ruleset or "",
+        "after": after.ruleset or "",
+    }]
+    before_files = dict(before.dnsmasq_files)
+    after_files = dict(after.dnsmasq_files)
+    for path in sorted(set(before_files) | set(after_files)):
+        if before_files.get(path) != after_files.get(path):
+            items.append({"before_header": path, "after_header": path,
+                          "before": before_files.get(path, ""), "after": after_files.get(path, "")})
+    return items
+
+
+def owned_only(state: HostState) -> HostState:
+    """Drop foreign objects, keeping what a diff or a plan may mention."""
+    return replace(
+        state,
+        links=tuple(link for link in state.links if link.owned),
+        addresses=tuple(address for address in state.addresses if address.owned),
+        fdb=tuple(entry for entry in state.fdb if entry.owned),
+        enslavements=tuple(item for item in state.enslavements if item.owned),
+    )
+
+
+__all__ = [
+    "Address", "ApplyResult", "Enslavement", "FdbEntry", "HostDriver", "diff_of", "network_scope", "owned_only",
+    "owned_view", "record_operation", "ruleset_scope",
+]

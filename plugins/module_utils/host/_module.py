@@ -1,0 +1,105 @@
+# Copyright (c) ghostwarden.core contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Private to this collection: names and behaviour may change in any release.
+"""What the host modules share: common options, library checks, the runner, results.
+
+This is the one module_utils file that knows AnsibleModule; the pure core does not.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.ghostwarden.core.plugins.module_utils.core import _topology
+from ansible_collections.ghostwarden.core.plugins.module_utils.host import _netlink
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import GhostwardenError, Issue, ValidationError
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._driver import ApplyResult, HostDriver, diff_of
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._runner import CommandResult, CommandRunner
+
+DEFAULT_STATE_DIR = "/var/lib/ghostwarden"
+NETNS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+HOST_ARGUMENT_SPEC = dict(
+    netns=dict(type="str"),
+    state_dir=dict(type="path", default=DEFAULT_STATE_DIR),
+)
+
+
+def require_libraries(module: AnsibleModule, *, netlink: bool) -> None:
+    if not _topology.HAS_NETADDR:
+        module.fail_json(msg=missing_required_lib("netaddr"), exception=_topology.NETADDR_IMPORT_ERROR)
+    if netlink and not _netlink.HAS_PYROUTE2:
+        module.fail_json(msg=missing_required_lib("pyroute2 (python3-pyroute2 or pip install pyroute2)"),
+                         exception=_netlink.PYROUTE2_IMPORT_ERROR)
+
+
+def checked_netns(value: str | None) -> str | None:
+    """The ``netns`` option: a namespace that exists (`ip netns list`), never created here."""
+    if value is None:
+        return None
+    if not NETNS_RE.fullmatch(value) or value in (".", ".."):
+        raise ValidationError(Issue("netns", f"{value!r} is not a network namespace name"))
+    if not os.path.exists(os.path.join("/run/netns", value)):
+        raise ValidationError(Issue("netns", f"network namespace {value!r} does not exist (see ip netns list)"))
+    return value
+
+
+def module_runner(module: AnsibleModule, netns: str | None) -> CommandRunner:
+    def run(argv, stdin):
+        rc, stdout, stderr = module.run_command(list(argv), data=stdin, binary_data=True)
+        return CommandResult(rc, stdout, stderr)
+
+    return CommandRunner(run, netns)
+
+
+def host_driver(module: AnsibleModule) -> HostDriver:
+    netns = checked_netns(module.params["netns"])
+    return HostDriver(state_dir=module.params["state_dir"], netns=netns, runner=module_runner(module, netns))
+
+
+def connection_sources(enabled: bool) -> list[str]:
+    """The address of the SSH client this play runs over (DESIGN 4.5), when the module runs over SSH."""
+    if not enabled:
+        return []
+    connection = os.environ.get("SSH_CONNECTION", "").split()
+    return connection[:1]
+
+
+def apply_result(module: AnsibleModule, result: ApplyResult) -> dict:
+    """The common result keys of a host change; ``diff`` only in diff mode."""
+    output = {
+        "changed": result.changed,
+        "plan": [operation.to_dict() for operation in result.operations],
+        "changes": {kind: count for kind, count in result.changes.items() if count},
+        "dnsmasq": result.dnsmasq,
+        "generation": result.records.generation,
+        "rolled_back": False,
+    }
+    if result.confirm is not None:
+        output["confirm"] = result.confirm
+    if result.recovered:
+        output["recovered"] = result.recovered
+    if module._diff:
+        output["diff"] = diff_of(result.before, result.after)
+    return output
+
+
+def fail(module: AnsibleModule, error: GhostwardenError) -> None:
+    module.fail_json(msg=str(error), **error.to_result())
+
+
+def run_module(module: AnsibleModule, run: Callable[[AnsibleModule], dict], *, netlink: bool) -> None:
+    """The whole ``main()`` after the argspec: library checks, one error hierarchy to fail_json, warnings."""
+    require_libraries(module, netlink=netlink)
+    try:
+        result = run(module)
+    except GhostwardenError as error:
+        fail(module, error)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    module.exit_json(**result)
