@@ -19,9 +19,8 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 
-from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import netaddr
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import NETADDR, netaddr
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import Issue, ValidationError
-from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology import require_netaddr
 
 TOPOLOGY_PATH = "ghostwarden_cluster_topology"
 OVERRIDES_PATH = "ghostwarden_node_overrides"
@@ -131,7 +130,7 @@ def node_topology(
     that are not members (VTEPs outside the inventory), without the node's own address. Adding
     or removing a member therefore changes every node's FDB on the next run.
     """
-    require_netaddr()
+    NETADDR.require("to plan a cluster")
     issues: list[Issue] = []
     if not isinstance(topology, Mapping):
         raise ValidationError(Issue(TOPOLOGY_PATH, f"expected a mapping (a topology), got {type(topology).__name__}"))

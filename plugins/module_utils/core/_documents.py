@@ -15,9 +15,8 @@ import json
 import re
 from typing import Any
 
-from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import tomllib, yaml
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import TOML, YAML
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import (
-    GhostwardenError,
     Issue,
     ValidationError,
 )
@@ -31,8 +30,9 @@ def _syntax_error(name: str, fmt: str, message: str, line: int | None = None, co
     return ValidationError(Issue(name, f"{where}invalid {fmt.upper()}: {message}"))
 
 
-if yaml is not None:
-    class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+_yaml = YAML.module
+if _yaml is not None:
+    class _UniqueKeyLoader(getattr(_yaml, "CSafeLoader", _yaml.SafeLoader)):  # type: ignore[misc]
         """A safe loader that refuses duplicate keys (PyYAML silently keeps the last one)."""
 
     def _construct_unique_mapping(loader: Any, node: Any, deep: bool = False) -> dict:
@@ -46,13 +46,13 @@ if yaml is not None:
             except TypeError:
                 continue  # an unhashable key: construct_mapping reports it
             if duplicate:
-                raise yaml.constructor.ConstructorError(
+                raise _yaml.constructor.ConstructorError(
                     "while constructing a mapping", node.start_mark, f"found duplicate key {key!r}",
                     key_node.start_mark)
             seen.add(key)
         return loader.construct_mapping(node, deep=deep)
 
-    _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+    _UniqueKeyLoader.add_constructor(_yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
 
 
 class _DuplicateJsonKey(ValueError):
@@ -78,8 +78,7 @@ def parse_document(text: str, fmt: str, *, source: str, what: str) -> object:
     """
     name = source or f"<{fmt} text>"
     if fmt == "toml":
-        if tomllib is None:
-            raise GhostwardenError("the Python library tomli is required to read TOML on Python < 3.11")
+        tomllib = TOML.require("to read TOML on Python < 3.11")
         try:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
@@ -89,8 +88,7 @@ def parse_document(text: str, fmt: str, *, source: str, what: str) -> object:
                                     int(match.group("column"))) from None
             raise _syntax_error(name, fmt, str(error)) from None
     if fmt == "yaml":
-        if yaml is None:
-            raise GhostwardenError("the Python library PyYAML is required to read YAML")
+        yaml = YAML.require("to read YAML")
         try:
             return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506  (a SafeLoader subclass)
         except yaml.MarkedYAMLError as error:

@@ -74,6 +74,16 @@ class DangerousTopologyError(ValidationError):
     """The topology is valid but would cut off management access (DESIGN 4.5)."""
 
 
+class MissingDependencyError(GhostwardenError):
+    """A Python library the operation needs is not installed on the host that runs it."""
+
+    def __init__(self, library: str, requirement: str, purpose: str, trace: str | None) -> None:
+        self.library = library
+        self.requirement = requirement  # what to install, for missing_required_lib()
+        self.trace = trace
+        super().__init__(f"the Python library {requirement} is required {purpose}")
+
+
 class RenderError(GhostwardenError):
     """A valid model could not be rendered (a bug or an unsupported combination)."""
 

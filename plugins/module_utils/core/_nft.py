@@ -22,12 +22,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-# Re-exported so that callers keep finding the library flags (HAS_..., ..._IMPORT_ERROR) here.
-from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import (  # pylint: disable=unused-import
-    HAS_NETADDR,
-    NETADDR_IMPORT_ERROR,
-    netaddr,
-)
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import NETADDR, netaddr
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import (
     Issue,
     RenderError,
@@ -105,7 +100,7 @@ def render_ruleset(topology: Topology, extra_management: Sequence[str] = ()) -> 
     runs over). The output depends only on the arguments' values: sorted,
     byte-identical across runs and hash seeds.
     """
-    require_netaddr()
+    NETADDR.require("to render the nft ruleset")
     extra = _parse_extra_management(extra_management)
     builder = _TableBuilder(topology)
     builder.build(extra)
@@ -146,11 +141,6 @@ def normalise_ruleset(text: str) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Checks on the values that end up in nft syntax (the parser validates; this is the last guard)
-
-
-def require_netaddr() -> None:
-    if netaddr is None:
-        raise RenderError("the Python library netaddr is required to render the nft ruleset")
 
 
 def _ifname(value: object, where: str) -> str:

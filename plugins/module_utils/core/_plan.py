@@ -49,13 +49,14 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._model impor
 # create_link and modify_link share a phase: together they follow the dependency order, so a
 # parent's MTU is raised before a child that needs it is created.
 _PHASE = {kind: rank for rank, kind in enumerate(OPERATION_KINDS)}
-
 _PHASE["modify_link"] = _PHASE["create_link"]
+
 
 def _needs(network: Network, value: Any, field_name: str) -> Any:
     if value is None:
         raise RenderError(f"networks.{network.name}: type {network.type} needs {field_name}, which is not set")
     return value
+
 
 def _bridge_vlans(ports: Iterable[str], vids: Iterable[PortRange]) -> List[BridgeVlan]:
     """Each managed port keeps VLAN 1 as untagged PVID (the kernel's default, so untagged frames
@@ -71,6 +72,7 @@ def _bridge_vlans(ports: Iterable[str], vids: Iterable[PortRange]) -> List[Bridg
         entries.extend(BridgeVlan(port, vid_range) for vid_range in tagged)
     return entries
 
+
 def _forwarding_sysctls(topology: Topology) -> Dict[str, str]:
     """Forwarding per family when a network needs it: masquerade, a port forward, or routing
     between two or more L3 networks of that family."""
@@ -84,6 +86,7 @@ def _forwarding_sysctls(topology: Topology) -> Dict[str, str]:
         if needs:
             sysctls[key] = "1"
     return sysctls
+
 
 def desired_state(topology: Topology, *, ruleset: str, dnsmasq_files: Mapping[str, str]) -> HostState:
     """The host state a topology asks for, with every object marked owned."""
@@ -189,11 +192,14 @@ def desired_state(topology: Topology, *, ruleset: str, dnsmasq_files: Mapping[st
         dnsmasq_files=dnsmasq_files,
     )
 
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
+
 def _content_details(text: str) -> Dict[str, DetailValue]:
     return {"content": text, "sha256": _digest(text), "lines": text.count("\n")}
+
 
 def _ranges(vids: Mapping[int, Tuple[bool, bool]]) -> List[Tuple[PortRange, Tuple[bool, bool]]]:
     """Consecutive VLAN ids with equal flags as ranges; a PVID always stands alone."""
@@ -208,8 +214,10 @@ def _ranges(vids: Mapping[int, Tuple[bool, bool]]) -> List[Tuple[PortRange, Tupl
         ranges.append((PortRange(vid, vid), flags))
     return ranges
 
+
 def _expand(entries: Iterable[BridgeVlan]) -> Dict[int, Tuple[bool, bool]]:
     return {vid: entry.flags for entry in entries for vid in range(entry.vids.first, entry.vids.last + 1)}
+
 
 def _depths(links: Mapping[str, LinkState]) -> Dict[str, int]:
     """Dependency depth of each link: 0 without a parent, device or master among ``links``."""
@@ -231,6 +239,7 @@ def _depths(links: Mapping[str, LinkState]) -> Dict[str, int]:
         depth(link_name, frozenset())
     return depths
 
+
 def _recreate_reason(observed: LinkState, desired: LinkState) -> Optional[str]:
     if observed.kind != desired.kind:
         return f"type changes from {observed.kind} to {desired.kind}"
@@ -238,6 +247,7 @@ def _recreate_reason(observed: LinkState, desired: LinkState) -> Optional[str]:
         if observed.attr(key) != desired.attr(key):
             return f"{key} changes from {format_detail(observed.attr(key))} to {format_detail(desired.attr(key))}"
     return None
+
 
 def _attr_changes(current: Mapping[str, AttrValue], desired: LinkState) -> Dict[str, DetailValue]:
     """Attributes to modify in place; immutable ones are equal here (else the link is recreated)."""
@@ -249,6 +259,7 @@ def _attr_changes(current: Mapping[str, AttrValue], desired: LinkState) -> Dict[
         if desired.attr(key) is None and current.get(key) is not None:
             changes[key] = None
     return changes
+
 
 class _Planner:
     """One planning run: indexes both states, then emits operations phase by phase."""
@@ -501,6 +512,7 @@ class _Planner:
             )
         elif wanted is None and found is not None:
             self.emit("delete_ruleset", RULESET_TARGET, {"family": NFT_FAMILY, "table": NFT_TABLE})
+
 
 def plan(desired: HostState, observed: HostState) -> List[Operation]:
     """The ordered operations that turn ``observed`` into ``desired``, touching only owned objects.

@@ -24,18 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-# Re-exported so that callers keep finding the library flags (HAS_..., ..._IMPORT_ERROR) here.
-from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import (  # pylint: disable=unused-import
-    HAS_NETADDR,
-    HAS_TOML,
-    HAS_YAML,
-    NETADDR_IMPORT_ERROR,
-    TOML_IMPORT_ERROR,
-    YAML_IMPORT_ERROR,
-    netaddr,
-    tomllib,
-    yaml,
-)
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import NETADDR, netaddr
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._documents import parse_document
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import Issue, ValidationError
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import (
@@ -264,7 +253,7 @@ def _cidrs(value: object, path: str, what: str, issues: list[Issue], allow_empty
     items = _items(value, path, what, issues, allow_empty=allow_empty)
     if items is None:
         return None
-    if items and netaddr is None:
+    if items and not NETADDR.available:
         issues.append(Issue(path, "validating addresses needs the Python library netaddr, which is not installed"))
         return None
     start = len(issues)

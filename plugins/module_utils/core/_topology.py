@@ -22,21 +22,9 @@ import re
 import reprlib
 from typing import Any, NamedTuple
 
-# Re-exported so that callers keep finding the library flags (HAS_..., ..._IMPORT_ERROR) here.
-from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import (  # pylint: disable=unused-import
-    HAS_NETADDR,
-    HAS_TOML,
-    HAS_YAML,
-    NETADDR_IMPORT_ERROR,
-    TOML_IMPORT_ERROR,
-    YAML_IMPORT_ERROR,
-    netaddr,
-    tomllib,
-    yaml,
-)
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import NETADDR, netaddr
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._documents import parse_document
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import (
-    GhostwardenError,
     Issue,
     ValidationError,
 )
@@ -63,7 +51,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._policy impo
     profile_to_dict,
 )
 
-if HAS_NETADDR:
+if NETADDR.available:
     from netaddr.strategy import ipv4 as ipv4_strategy, ipv6 as ipv6_strategy
 else:
     ipv4_strategy = ipv6_strategy = None
@@ -303,7 +291,7 @@ def _span(cidr: str) -> tuple[int, int, int, str]:
 
 def _special_ranges() -> dict[str, tuple[tuple[int, int, int, str], ...]]:
     """Address ranges by meaning, as (version, first, last, cidr), computed once from netaddr."""
-    if netaddr is None:
+    if not NETADDR.available:
         return {}
     return {
         "multicast": (_span("224.0.0.0/4"), _span("ff00::/8")),
@@ -1518,18 +1506,13 @@ def _forward_order(forward: Forward) -> tuple:
             forward.public_ip or "", forward.dst_ip, forward.dst_port.first)
 
 
-def require_netaddr() -> None:
-    if netaddr is None:
-        raise GhostwardenError("the Python library netaddr is required to validate a topology (pip install netaddr)")
-
-
 def parse_topology(data: object, *, path: str = "") -> Topology:
     """Validate and normalise a topology given as plain data (Ansible vars or a loaded file).
 
     Raises :class:`ValidationError` carrying every issue found; ``path`` prefixes every
     field path. Dangerous but valid requests end up in ``Topology.warnings``.
     """
-    require_netaddr()
+    NETADDR.require("to validate a topology")
     parser = _Parser(path)
     topology = parser.topology(data)
     if parser.issues or topology is None:

@@ -15,9 +15,13 @@ from collections.abc import Callable
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.ghostwarden.core.plugins.module_utils.core import _topology
-from ansible_collections.ghostwarden.core.plugins.module_utils.host import _netlink
-from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import GhostwardenError, Issue, ValidationError
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import NETADDR, PYROUTE2, Dependency
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import (
+    GhostwardenError,
+    Issue,
+    MissingDependencyError,
+    ValidationError,
+)
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._driver import ApplyResult, HostDriver, diff_of
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._runner import CommandResult, CommandRunner
 
@@ -30,12 +34,11 @@ HOST_ARGUMENT_SPEC = dict(
 )
 
 
-def require_libraries(module: AnsibleModule, *, netlink: bool) -> None:
-    if not _topology.HAS_NETADDR:
-        module.fail_json(msg=missing_required_lib("netaddr"), exception=_topology.NETADDR_IMPORT_ERROR)
-    if netlink and not _netlink.HAS_PYROUTE2:
-        module.fail_json(msg=missing_required_lib("pyroute2 (python3-pyroute2 or pip install pyroute2)"),
-                         exception=_netlink.PYROUTE2_IMPORT_ERROR)
+def require_libraries(module: AnsibleModule, *dependencies: Dependency) -> None:
+    """Fail with what to install when a library the module needs is missing, before it does anything."""
+    for dependency in dependencies:
+        if not dependency.available:
+            module.fail_json(msg=missing_required_lib(dependency.requirement), exception=dependency.error)
 
 
 def checked_netns(value: str | None) -> str | None:
@@ -90,12 +93,14 @@ def apply_result(module: AnsibleModule, result: ApplyResult) -> dict:
 
 
 def fail(module: AnsibleModule, error: GhostwardenError) -> None:
+    if isinstance(error, MissingDependencyError):
+        module.fail_json(msg=missing_required_lib(error.requirement), exception=error.trace)
     module.fail_json(msg=str(error), **error.to_result())
 
 
 def run_module(module: AnsibleModule, run: Callable[[AnsibleModule], dict], *, netlink: bool) -> None:
     """The whole ``main()`` after the argspec: library checks, one error hierarchy to fail_json, warnings."""
-    require_libraries(module, netlink=netlink)
+    require_libraries(module, NETADDR, *((PYROUTE2,) if netlink else ()))
     try:
         result = run(module)
     except GhostwardenError as error:

@@ -13,7 +13,6 @@ operation to its requests, lists what is observed, and gives the measured costs.
 from __future__ import annotations
 
 import errno
-import importlib.util
 import ipaddress
 import os
 import socket
@@ -21,6 +20,7 @@ import struct
 import threading
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Tuple, TypeVar
 
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import PYROUTE2
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import BackendError
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import OWNER_ALIAS_PREFIX, PortRange
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state import (
@@ -34,15 +34,6 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state 
     Operation,
     sysctl_path,
 )
-
-# pyroute2 encodes the change requests. Importing it takes 0.14 s (its package imports every
-# module it has, measured on the build machine), which a run that only observes - a check-mode or
-# no-op run - never needs: it is imported on the first change. Its presence is known up front.
-try:
-    HAS_PYROUTE2 = importlib.util.find_spec("pyroute2") is not None
-except (ImportError, ValueError):
-    HAS_PYROUTE2 = False
-PYROUTE2_IMPORT_ERROR: Optional[str] = None if HAS_PYROUTE2 else "ModuleNotFoundError: No module named 'pyroute2'"
 
 # Stable kernel ABI (linux/netlink.h, rtnetlink.h, if_link.h, if_addr.h, neighbour.h, if_bridge.h,
 # sched.h): message types and flags, and the attribute numbers the reader looks for.
@@ -431,7 +422,7 @@ class _Messages(NamedTuple):
 
 
 def _messages() -> _Messages:
-    """pyroute2's message classes, imported on the first change (see HAS_PYROUTE2)."""
+    """pyroute2's message classes, imported on the first change: a check-mode or no-op run never needs them."""
     from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
     from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
     from pyroute2.netlink.rtnl.ndmsg import ndmsg
@@ -609,8 +600,8 @@ class NetlinkBackend:
     """
 
     def __init__(self, netns: str | None = None) -> None:
-        if not HAS_PYROUTE2:
-            raise BackendError("netlink", "the Python library pyroute2 is required on the managed host (pip install pyroute2)")
+        if not PYROUTE2.available:
+            raise BackendError("netlink", f"the Python library {PYROUTE2.requirement} is required on the managed host")
         self.netns = netns
         self.writes = 0
         self._netns_fd: Optional[int] = None

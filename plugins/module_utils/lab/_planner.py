@@ -26,14 +26,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import netaddr
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import NETADDR, netaddr
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import (
     BackendError,
     ConflictError,
     Issue,
     ValidationError,
 )
-from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology import require_netaddr
 
 DEFAULT_NAME = "gwlab"
 DEFAULT_NODES = 3
@@ -494,7 +493,7 @@ def parse_lab(params: Mapping[str, Any]) -> LabSpec:
     Missing or null options take their defaults. Raises ``ValidationError`` carrying every
     problem, each naming the option's path and the value.
     """
-    require_netaddr()
+    NETADDR.require("to plan a lab")
     if not isinstance(params, Mapping):
         raise ValidationError(Issue("", f"expected a mapping of lab options, got {_kind(params)} {_show(params)}"))
     issues: List[Issue] = []

@@ -17,31 +17,12 @@ from __future__ import annotations
 import os
 import re
 import time
-import traceback
 from dataclasses import dataclass
 from typing import Any
 
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import PROXMOXER, REQUESTS
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import GhostwardenError, Issue, ValidationError
 
-try:
-    import requests
-except ImportError:
-    requests = None
-    HAS_REQUESTS = False
-    REQUESTS_IMPORT_ERROR: str | None = traceback.format_exc()
-else:
-    HAS_REQUESTS = True
-    REQUESTS_IMPORT_ERROR = None
-
-try:
-    import proxmoxer
-except ImportError:
-    proxmoxer = None
-    HAS_PROXMOXER = False
-    PROXMOXER_IMPORT_ERROR: str | None = traceback.format_exc()
-else:
-    HAS_PROXMOXER = True
-    PROXMOXER_IMPORT_ERROR = None
 
 DEFAULT_PORT = 8006
 GUEST_TYPES = ("qemu", "lxc")
@@ -199,6 +180,7 @@ def _connection_problem(params: ConnectionParams, error: Exception) -> str:
     """One line saying why no answer came, without the long urllib3 chains."""
     text = str(error)
     where = f"cannot reach the Proxmox VE API at {params.url}"
+    requests = REQUESTS.module
     if requests is not None and isinstance(error, requests.exceptions.SSLError):
         reason = re.search(r"certificate verify failed: ([^(\"')]+)", text)
         detail = reason.group(1).strip() if reason else "the TLS handshake failed"
@@ -298,10 +280,8 @@ class ProxmoxClient:
     def connect(cls, params: ConnectionParams) -> ProxmoxClient:
         """A client for ``params``; a password login happens here, a token is only sent with each request."""
         check_connection_params(params)
-        if not HAS_REQUESTS:
-            raise GhostwardenError("the Python library requests is required to reach the Proxmox VE API")
-        if not HAS_PROXMOXER:
-            raise GhostwardenError("the Python library proxmoxer is required to reach the Proxmox VE API")
+        requests = REQUESTS.require("to reach the Proxmox VE API")
+        proxmoxer = PROXMOXER.require("to reach the Proxmox VE API")
         verify: bool | str = (params.ca_path or True) if params.validate_certs else False
         arguments: dict[str, Any] = {"port": params.api_port, "verify_ssl": verify, "timeout": params.timeout,
                                      "backend": "https", "service": "PVE"}
@@ -327,6 +307,7 @@ class ProxmoxClient:
     def _call(self, method: str, path: str, params: dict[str, Any]) -> Any:
         path = "/" + path.strip("/")
         resource = self._api(path.strip("/"))
+        proxmoxer, requests = PROXMOXER.module, REQUESTS.module  # imported by connect()
         plain = _plain_params(params)
         try:
             if method == "GET":

@@ -12,24 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import NETADDR, PROXMOXER, REQUESTS
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import GhostwardenError, Issue, ValidationError
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import Topology
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._module import require_libraries
 from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._client import (
     DEFAULT_PORT,
-    HAS_PROXMOXER,
-    HAS_REQUESTS,
-    PROXMOXER_IMPORT_ERROR,
-    REQUESTS_IMPORT_ERROR,
     ConnectionParams,
 )
-from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology import (
-    HAS_NETADDR,
-    NETADDR_IMPORT_ERROR,
-    load_topology_file,
-    parse_topology,
-)
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology import load_topology_file, parse_topology
 
 DEFAULT_API_TIMEOUT = 30
 
@@ -73,22 +66,12 @@ def topology_option(value: object) -> Topology:
 
 def require_netaddr(module: AnsibleModule) -> None:
     """For modules that read a topology."""
-    if not HAS_NETADDR:
-        module.fail_json(msg=missing_required_lib("netaddr"), exception=NETADDR_IMPORT_ERROR)
-
-
-def require_proxmox_libraries(module: AnsibleModule) -> None:
-    if not HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests (python3-requests or pip install requests)"),
-                         exception=REQUESTS_IMPORT_ERROR)
-    if not HAS_PROXMOXER:
-        module.fail_json(msg=missing_required_lib("proxmoxer (python3-proxmoxer or pip install proxmoxer)"),
-                         exception=PROXMOXER_IMPORT_ERROR)
+    require_libraries(module, NETADDR)
 
 
 def run_proxmox_module(module: AnsibleModule, run: Callable[[AnsibleModule], dict]) -> None:
     """The whole ``main()`` after the argspec: library checks, one error hierarchy to fail_json, warnings."""
-    require_proxmox_libraries(module)
+    require_libraries(module, REQUESTS, PROXMOXER)
     try:
         result = run(module)
     except GhostwardenError as error:

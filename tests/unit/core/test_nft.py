@@ -19,8 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.ghostwarden.core.plugins.module_utils.core import _nft
-from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import Issue, RenderError, ValidationError
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import NETADDR
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import (
+    Issue,
+    MissingDependencyError,
+    RenderError,
+    ValidationError,
+)
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import (
     Management,
     Profile,
@@ -619,9 +624,11 @@ def test_two_networks_on_one_interface_are_refused() -> None:
         render_ruleset(topology(first, second))
 
 
-def test_missing_netaddr_is_a_render_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_nft, "netaddr", None)
-    with pytest.raises(RenderError, match=r"^the Python library netaddr is required to render the nft ruleset$"):
+def test_missing_netaddr_is_named_with_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(NETADDR, "_module", None)
+    monkeypatch.setattr(NETADDR, "error", "ModuleNotFoundError: No module named 'netaddr'")
+    with pytest.raises(MissingDependencyError, match=r"^the Python library netaddr \(python3-netaddr or pip install netaddr\) "
+                                                     r"is required to render the nft ruleset$"):
         render_ruleset(empty())
 
 

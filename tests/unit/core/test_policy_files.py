@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.ghostwarden.core.plugins.module_utils.core import _documents, _policy
+from ansible_collections.ghostwarden.core.plugins.module_utils.core import _policy
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import NETADDR, TOML, YAML
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import GhostwardenError, ValidationError
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import PortRange, Profile, RateLimit, Rule
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._policy import load_profile_file, load_profile_text
@@ -238,20 +239,23 @@ def test_upper_case_extension(tmp_path: Path) -> None:
 
 
 def test_missing_parsers_are_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_documents, "tomllib", None)
-    monkeypatch.setattr(_documents, "yaml", None)
+    for dependency in (TOML, YAML):
+        monkeypatch.setattr(dependency, "_module", None)
+        monkeypatch.setattr(dependency, "error", "ModuleNotFoundError")
     with pytest.raises(GhostwardenError) as caught:
         load_profile_text('name = "x"', "toml", source="x.toml")
     assert not isinstance(caught.value, ValidationError)
-    assert str(caught.value) == "the Python library tomli is required to read TOML on Python < 3.11"
+    assert str(caught.value) == ("the Python library tomli on Python before 3.11 (python3-tomli or pip install tomli) "
+                                 "is required to read TOML on Python < 3.11")
     with pytest.raises(GhostwardenError) as caught:
         load_profile_text("name: x", "yaml", source="x.yaml")
     assert not isinstance(caught.value, ValidationError)
-    assert str(caught.value) == "the Python library PyYAML is required to read YAML"
+    assert str(caught.value) == "the Python library PyYAML (python3-yaml or pip install pyyaml) is required to read YAML"
 
 
 def test_missing_netaddr_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_policy, "netaddr", None)
+    monkeypatch.setattr(NETADDR, "_module", None)
+    monkeypatch.setattr(NETADDR, "error", "ModuleNotFoundError")
     issues: list = []
     assert _policy.parse_profile("p", {"rules": [{"source": "10.0.0.0/8"}]}, "policies.p", issues) is None
     assert [str(issue) for issue in issues] == [

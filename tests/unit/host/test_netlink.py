@@ -22,6 +22,7 @@ from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.ndmsg import ndmsg
 
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import PYROUTE2
 from ansible_collections.ghostwarden.core.plugins.module_utils.host import _netlink
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import BackendError
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import PortRange
@@ -433,8 +434,9 @@ def test_without_pyroute2_the_module_imports_and_says_what_is_missing() -> None:
         "            raise ImportError('No module named ' + repr(name))\n"
         "sys.meta_path.insert(0, Refuse())\n"
         "from ansible_collections.ghostwarden.core.plugins.module_utils.host import _netlink\n"
+        "from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import PYROUTE2\n"
         "from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import BackendError\n"
-        "print(_netlink.HAS_PYROUTE2, _netlink.PYROUTE2_IMPORT_ERROR)\n"
+        "print(PYROUTE2.available, PYROUTE2.error)\n"
         "try:\n"
         "    _netlink.NetlinkBackend()\n"
         "except BackendError as error:\n"
@@ -445,6 +447,6 @@ def test_without_pyroute2_the_module_imports_and_says_what_is_missing() -> None:
                             env={"PYTHONPATH": collections})
     assert result.stdout.splitlines() == [
         "False ModuleNotFoundError: No module named 'pyroute2'",
-        "netlink: the Python library pyroute2 is required on the managed host (pip install pyroute2)",
+        "netlink: the Python library pyroute2 (python3-pyroute2 or pip install pyroute2) is required on the managed host",
     ]
-    assert _netlink.HAS_PYROUTE2 and _netlink.PYROUTE2_IMPORT_ERROR is None
+    assert PYROUTE2.available and PYROUTE2.error is None
