@@ -5,7 +5,7 @@
 
 ansible-test only compiles for the Python versions installed on the test machine, so this
 check parses with the 3.9 grammar and looks for the constructs that compile on newer Pythons
-but fail on 3.9 at run time. It also keeps the pure core free of Ansible imports.
+but fail on 3.9 at run time. The import rule of the wings is checked by wing_imports.py.
 """
 
 from __future__ import annotations
@@ -15,11 +15,6 @@ import sys
 from pathlib import Path
 
 TARGET_VERSION = (3, 9)
-# The pure core (DESIGN: topology, policy, planning and the shared model and errors) is plain Python.
-PURE_CORE = frozenset({"_errors.py", "_model.py", "_topology.py", "_policy.py", "_plan.py", "_nft.py", "_dnsmasq.py",
-                       "_compile.py", "_deps.py", "_documents.py", "_merge.py", "_gather.py", "_iproute.py",
-                       "_cluster.py", "_lab.py", "_proxmox_host.py", "_proxmox_nic.py", "_proxmox_import.py",
-                       "_proxmox_sdn.py"})
 # dataclass() options that Python 3.9 does not know.
 NEW_DATACLASS_OPTIONS = frozenset({"slots", "kw_only", "match_args", "weakref_slot"})
 
@@ -56,7 +51,7 @@ def check(path: Path) -> list[str]:
         return [f"{name}:{error.lineno or 0}:{error.offset or 0}: not valid Python 3.9: {error.msg}"]
 
     problems = []
-    if source.strip() and path.parent.name == "module_utils" and not _has_future_annotations(tree):
+    if source.strip() and "module_utils" in path.parts and not _has_future_annotations(tree):
         problems.append(f"{name}:1:1: missing 'from __future__ import annotations'")
     parents = {child: parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
     for node in ast.walk(tree):
@@ -76,8 +71,6 @@ def check(path: Path) -> list[str]:
             for module in modules:
                 if module == "tomllib" and not _import_guarded(node, parents):
                     problems.append(f"{where}: tomllib is Python 3.11 or newer; import it in a try block with a tomli fallback")
-                if path.name in PURE_CORE and path.parent.name == "module_utils" and (module == "ansible" or module.startswith("ansible.")):
-                    problems.append(f"{where}: pure core file imports {module}; the pure core imports nothing from ansible")
     return sorted(problems, key=_position)
 
 
