@@ -52,6 +52,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._compile imp
     CompiledTopology,
     compile_topology,
 )
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state import sysctl_path  # noqa: E402
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._nft import TABLE, normalise_ruleset  # noqa: E402
 
 MODULE = ROOT / "plugins" / "modules" / "ghostwarden_apply.py"
@@ -171,10 +172,6 @@ def timed_in_netns(netns: str, script: str, script_file: Path) -> float:
     start = time.perf_counter()
     run(["ip", "netns", "exec", netns, "sh", "-e", str(script_file)])
     return time.perf_counter() - start
-
-
-def sysctl_path(key: str) -> str:
-    return "/proc/sys/" + key.replace(".", "/")
 
 
 def ip_batch(compiled: CompiledTopology) -> str:
@@ -380,18 +377,18 @@ def print_targets(results: Sequence[SizeResult]) -> None:
 # (module_utils or module attribute path, label): wrapped in the phase-timing child, cumulative wall clock
 PHASES = (
     ("ghostwarden_apply:compile_topology", "compile_topology (validate, render, desired state)"),
-    ("_state:StateStore.load", "StateStore.load"),
-    ("_host:HostDriver.observe", "HostDriver.observe (all of it)"),
-    ("_netlink:NetlinkBackend.observe", "  NetlinkBackend.observe (netlink dumps)"),
-    ("_nft:NftCli.list_table", "  NftCli.list_table (ip netns exec nft list)"),
-    ("_nft:NftCli.matches", "  NftCli.matches (normalise listing and rendering)"),
-    ("_dnsmasq:DnsmasqControl.observe_files", "  DnsmasqControl.observe_files"),
-    ("_host:plan", "plan"),
-    ("_nft:NftCli.replace", "NftCli.replace (ip netns exec nft -f)"),
-    ("_netlink:NetlinkBackend.execute", "NetlinkBackend.execute (first call imports pyroute2)"),
-    ("_host:record_operation", "record_operation"),
-    ("_state:StateStore.save", "StateStore.save"),
-    ("_dnsmasq:DnsmasqControl.reconcile", "DnsmasqControl.reconcile"),
+    ("host._store:StateStore.load", "StateStore.load"),
+    ("host._driver:HostDriver.observe", "HostDriver.observe (all of it)"),
+    ("host._netlink:NetlinkBackend.observe", "  NetlinkBackend.observe (netlink dumps)"),
+    ("host._nft_cli:NftCli.list_table", "  NftCli.list_table (ip netns exec nft list)"),
+    ("host._nft_cli:NftCli.matches", "  NftCli.matches (normalise listing and rendering)"),
+    ("host._dnsmasq_control:DnsmasqControl.observe_files", "  DnsmasqControl.observe_files"),
+    ("host._driver:plan", "plan"),
+    ("host._nft_cli:NftCli.replace", "NftCli.replace (ip netns exec nft -f)"),
+    ("host._netlink:NetlinkBackend.execute", "NetlinkBackend.execute (first call imports pyroute2)"),
+    ("host._driver:record_operation", "record_operation"),
+    ("host._store:StateStore.save", "StateStore.save"),
+    ("host._dnsmasq_control:DnsmasqControl.reconcile", "DnsmasqControl.reconcile"),
     ("basic:AnsibleModule.exit_json", "AnsibleModule.exit_json (result checks, JSON out)"),
 )
 

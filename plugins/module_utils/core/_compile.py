@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._dnsmasq import render_dnsmasq
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import Issue, ValidationError
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state import HostState, empty_state
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import Topology
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._nft import render_ruleset
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._plan import desired_state, plan
-from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state import HostState, empty_state
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology import (
     load_topology_file,
     parse_topology,
