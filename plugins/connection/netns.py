@@ -161,17 +161,17 @@ class Connection(ConnectionBase):
     def put_file(self, in_path: str, out_path: str) -> None:
         """Copy ``in_path`` to ``out_path`` (both on the shared filesystem); parents of ``out_path`` must exist."""
         super().put_file(in_path, out_path)
-        source = unfrackpath(in_path)
-        destination = unfrackpath(out_path)
-        display.vvv(f"PUT {source} TO {destination}", host=self.netns_name)
-        self._copy(source, destination)
+        self._transfer("PUT", in_path, out_path)
 
     def fetch_file(self, in_path: str, out_path: str) -> None:
         """Copy ``in_path`` to ``out_path``: fetching is copying on the shared filesystem."""
         super().fetch_file(in_path, out_path)
+        self._transfer("FETCH", in_path, out_path)
+
+    def _transfer(self, verb: str, in_path: str, out_path: str) -> None:
         source = unfrackpath(in_path)
         destination = unfrackpath(out_path)
-        display.vvv(f"FETCH {source} TO {destination}", host=self.netns_name)
+        display.vvv(f"{verb} {source} TO {destination}", host=self.netns_name)
         self._copy(source, destination)
 
     @staticmethod

@@ -21,12 +21,14 @@ import posixpath
 import re
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import BackendError, Issue, ValidationError
+
+RecordT = TypeVar("RecordT")
 
 STATE_FILE = "state.json"
 LOCK_FILE = "lock"
@@ -103,10 +105,7 @@ class Records:
     @classmethod
     def from_dict(cls, data: Any) -> Records:
         """Records from :meth:`to_dict` output; ``ValueError`` naming the first bad field otherwise."""
-        if not isinstance(data, dict):
-            raise ValueError(f"expected a mapping, found {type(data).__name__}")
-        if data.get("format") != STATE_FORMAT:
-            raise ValueError(f"format: {data.get('format')!r} is not the supported format {STATE_FORMAT}")
+        check_format(data, STATE_FORMAT)
         unknown = sorted(set(data) - set(cls().to_dict()))
         if unknown:
             raise ValueError(f"unknown keys {unknown}")
@@ -211,18 +210,9 @@ class StateStore:
 
     def load(self) -> Records:
         """The saved records; empty records when nothing was saved yet."""
-        try:
-            with open(self.path, encoding="utf-8") as stream:
-                text = stream.read()
-        except FileNotFoundError:
-            return Records.empty()
-        except (OSError, UnicodeDecodeError) as error:
-            raise BackendError("state", f"cannot read {self.path}: {_reason(error)}") from None
-        try:
-            return Records.from_dict(json.loads(text))
-        except ValueError as error:  # json.JSONDecodeError is a ValueError
-            raise BackendError("state", f"{self.path} is corrupt ({error}); it records what the collection owns: "
-                                        "repair or remove it") from None
+        records = read_record(self.path, "state", Records.from_dict,
+                              why_it_matters="it records what the collection owns: repair or remove it")
+        return Records.empty() if records is None else records
 
     def save(self, records: Records) -> None:
         text = json.dumps(records.to_dict(), indent=2, sort_keys=True) + "\n"
@@ -259,6 +249,35 @@ class StateStore:
             yield
         finally:
             os.close(descriptor)  # releases the lock
+
+
+def check_format(data: Any, supported: int) -> dict:
+    """``data`` as a record mapping of format ``supported``; ``ValueError`` saying what it is otherwise."""
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a mapping, found {type(data).__name__}")
+    if data.get("format") != supported:
+        raise ValueError(f"format: {data.get('format')!r} is not the supported format {supported}")
+    return data
+
+
+def read_record(path: str, step: str, parse: Callable[[Any], RecordT], *, why_it_matters: str = "") -> RecordT | None:
+    """The JSON record file ``path`` read through ``parse``; None when the file does not exist.
+
+    A file that cannot be read or parsed is a ``BackendError(step)`` naming it, never skipped:
+    ``why_it_matters`` tells the operator what it holds before they repair or remove it.
+    """
+    try:
+        with open(path, encoding="utf-8") as stream:
+            text = stream.read()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        raise BackendError(step, f"cannot read {path}: {_reason(error)}") from None
+    try:
+        return parse(json.loads(text))
+    except ValueError as error:  # json.JSONDecodeError is a ValueError
+        suffix = f"; {why_it_matters}" if why_it_matters else ""
+        raise BackendError(step, f"{path} is corrupt ({error}){suffix}") from None
 
 
 def _reason(error: BaseException) -> str:

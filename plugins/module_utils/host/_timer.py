@@ -37,6 +37,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.host._runner impo
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._store import (
     check_state_dir,
     make_state_dir,
+    read_record,
     write_atomically,
 )
 
@@ -222,17 +223,7 @@ def load(token: str, state_dir: str) -> TimerHandle | None:
     ``BackendError("confirm timer", ...)`` for a record that cannot be read or parsed.
     """
     path = record_path(check_state_dir(state_dir), check_token(token))
-    try:
-        with open(path, encoding="utf-8") as stream:
-            text = stream.read()
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as error:
-        raise BackendError("confirm timer", f"cannot read {path}: {error}") from None
-    try:
-        return TimerHandle.from_dict(json.loads(text))
-    except ValueError as error:
-        raise BackendError("confirm timer", f"{path} is corrupt: {error}") from None
+    return read_record(path, "confirm timer", TimerHandle.from_dict)
 
 
 def _process_facts(pid: int) -> tuple[int, list[str]] | None:

@@ -52,8 +52,10 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.host._store impor
     LOCK_FILE,
     STATE_FILE,
     Records,
+    check_format,
     check_state_dir,
     make_state_dir,
+    read_record,
     write_atomically,
 )
 
@@ -155,10 +157,7 @@ class Journal:
     @classmethod
     def from_dict(cls, data: Any) -> Journal:
         """The inverse of :meth:`to_dict`; ``ValueError`` naming the first bad field otherwise."""
-        if not isinstance(data, dict):
-            raise ValueError(f"expected a mapping, found {type(data).__name__}")
-        if data.get("format") != JOURNAL_FORMAT:
-            raise ValueError(f"format: {data.get('format')!r} is not the supported format {JOURNAL_FORMAT}")
+        check_format(data, JOURNAL_FORMAT)
         expected = {"format", "token", "created", "pid", "confirm_deadline", "snapshot", "snapshot_records", "planned"}
         if set(data) != expected:
             raise ValueError(f"keys: expected {sorted(expected)}, found {sorted(data)}")
@@ -220,18 +219,8 @@ class JournalStore:
         A corrupt journal is never ignored: it is the only record of what an interrupted apply
         may have created.
         """
-        try:
-            with open(self.path, encoding="utf-8") as stream:
-                text = stream.read()
-        except FileNotFoundError:
-            return None
-        except (OSError, UnicodeDecodeError) as error:
-            raise BackendError("journal", f"cannot read {self.path}: {getattr(error, 'strerror', None) or error}") from None
-        try:
-            return Journal.from_dict(json.loads(text))
-        except ValueError as error:
-            raise BackendError("journal", f"{self.path} is corrupt ({error}); it records an interrupted apply: "
-                                          "repair or remove it after checking the host") from None
+        return read_record(self.path, "journal", Journal.from_dict,
+                           why_it_matters="it records an interrupted apply: repair or remove it after checking the host")
 
     def remove(self) -> None:
         """Remove the journal (no error when it is absent); durable once this returns."""
@@ -428,22 +417,20 @@ class History:
 
     def _read(self, generation: int) -> dict:
         path = self.path(generation)
-        try:
-            with open(path, encoding="utf-8") as stream:
-                entry = json.loads(stream.read())
-            if not isinstance(entry, dict) or entry.get("format") != HISTORY_FORMAT:
-                raise ValueError(f"format: {entry.get('format') if isinstance(entry, dict) else entry!r} is not "
-                                 f"the supported format {HISTORY_FORMAT}")
+
+        def parse(data: Any) -> dict:
+            entry = check_format(data, HISTORY_FORMAT)
             if entry.get("generation") != generation:
                 raise ValueError(f"generation: {entry.get('generation')!r} does not match the file name")
             for key in ("time", "user", "topology_sha256", "summary", "topology", "state", "records"):
                 if key not in entry:
                     raise ValueError(f"{key}: missing")
             return entry
-        except (OSError, UnicodeDecodeError) as error:
-            raise BackendError("history", f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
-        except ValueError as error:
-            raise BackendError("history", f"{path} is corrupt ({error})") from None
+
+        entry = read_record(path, "history", parse)
+        if entry is None:
+            raise BackendError("history", f"cannot read {path}: No such file or directory")
+        return entry
 
     def list(self) -> List[dict]:
         """Every generation kept, oldest first: generation, time, user, topology_sha256, summary.

@@ -242,7 +242,7 @@ def test_a_corrupt_record_is_reported(tmp_path):
     (tmp_path / f"timer-{TOKEN}.json").write_text('{"token": "0123abcd"}')
     with pytest.raises(BackendError) as raised:
         _timer.disarm(TOKEN, str(tmp_path), CommandRunner(Recorder()))
-    assert str(raised.value).startswith(f"confirm timer: {tmp_path}/timer-{TOKEN}.json is corrupt: keys ['token'] are not")
+    assert str(raised.value).startswith(f"confirm timer: {tmp_path}/timer-{TOKEN}.json is corrupt (keys ['token'] are not")
 
 
 def test_handles_round_trip_through_their_dict():
