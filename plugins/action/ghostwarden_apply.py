@@ -10,6 +10,9 @@ before the deadline. Only a confirmation the host accepted keeps the change; any
 new connection, a confirmation that came too late) leaves the host to roll back by itself, and
 the task fails saying so. No async job, no remote status file: the target's timer is the
 authority, the controller only ever tries to stop it.
+
+The task's options are checked first with the module's own argument spec: options the module
+would refuse fail the task here, with the module's message, before anything runs on the host.
 """
 
 from __future__ import annotations
@@ -19,16 +22,22 @@ import time
 from typing import Any
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
+
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._module import (
+    APPLY_ARGUMENT_SPEC,
+    APPLY_OPTION_RULES,
+    HOST_ARGUMENT_SPEC,
+)
 
 display = Display()
 
 MODULE = "ghostwarden.core.ghostwarden_apply"
 # Seconds between two attempts to reach the host again.
 RETRY_INTERVAL = 2.0
-# Task options the confirming run needs to find the same transaction.
-CARRIED_OPTIONS = ("state_dir", "netns")
 
 
 class ActionModule(ActionBase):
@@ -51,6 +60,10 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         module_name = getattr(self._task, "resolved_action", None) or MODULE
+        refusal = _refusal(module_name, self._task.args)
+        if refusal is not None:
+            result.update(failed=True, msg=refusal)
+            return result
         applied = self._execute_module(module_name=module_name, module_args=dict(self._task.args),
                                        task_vars=task_vars)
         result.update(applied)
@@ -72,7 +85,8 @@ class ActionModule(ActionBase):
         generation = window.get("rollback_generation")
         target = "the previous generation" if generation is None else f"generation {generation}"
         arguments = {"state": "confirmed", "confirm_token": window["token"]}
-        arguments.update({key: self._task.args[key] for key in CARRIED_OPTIONS if key in self._task.args})
+        # Where the transaction is: the options every host module has, as the task gave them.
+        arguments.update({key: self._task.args[key] for key in HOST_ARGUMENT_SPEC if key in self._task.args})
         last_error = "no attempt could start"
         attempts = 0
         original_timeout = self._connect_timeout()
@@ -155,3 +169,13 @@ def _window_problem(window: Any) -> str | None:
             or deadline_in <= 0):
         return "deadline_in is not a positive number of seconds"
     return None
+
+
+def _refusal(module_name: str, arguments: dict[str, Any]) -> str | None:
+    """The message the module fails with for these options (as AnsibleModule words it), or None when it takes them."""
+    validation = ArgumentSpecValidator(APPLY_ARGUMENT_SPEC, **APPLY_OPTION_RULES).validate(arguments)
+    if not validation.error_messages:
+        return None
+    if isinstance(validation.errors[0], UnsupportedError):
+        return f"Unsupported parameters for ({module_name}) module: {validation.errors.msg}"
+    return validation.errors.msg

@@ -7,44 +7,34 @@ Each run of the module is a new process, so on its own it would ask ``/cluster/r
 for every guest. When the task runs on the controller (local connection), this plugin asks
 once, with the same client the module uses, keeps the guest map for the rest of the worker
 process (a loop over guests runs in one worker) and hands the module ``node``,
-``guest_type`` and ``guest_status``. Anything unusual - a remote connection, options it cannot
-read, a guest not in the map, an API error - leaves the lookup to the module, which then fails
-with its usual message if something is really wrong.
+``guest_type`` and ``guest_status``. The task's options are read with the module's own argument
+spec (its ``PROXMOX_*`` environment fallbacks included), so the plugin connects as the module
+would. Anything unusual - a remote connection, options the module would refuse, a guest not in
+the map, an API error - leaves the lookup to the module, which then fails with its usual message
+if something is really wrong.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import GhostwardenError
-from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._client import (
-    DEFAULT_PORT,
-    ConnectionParams,
-    Guest,
-    ProxmoxClient,
+from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._client import Guest, ProxmoxClient
+from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._module import (
+    ATTACH_ARGUMENT_SPEC,
+    ATTACH_OPTION_RULES,
+    connection_params,
 )
 
 display = Display()
 
 MODULE = "ghostwarden.core.proxmox_attach"
-# option -> environment fallback, as in the module's argument spec
-ENVIRONMENT = {
-    "api_host": "PROXMOX_HOST",
-    "api_port": "PROXMOX_PORT",
-    "api_user": "PROXMOX_USER",
-    "api_password": "PROXMOX_PASSWORD",
-    "api_token_id": "PROXMOX_TOKEN_ID",
-    "api_token_secret": "PROXMOX_TOKEN_SECRET",
-    "validate_certs": "PROXMOX_VALIDATE_CERTS",
-    "ca_path": "PROXMOX_CA_PATH",
-}
+# The options this plugin fills in from its lookup; given by the task, the module uses them as they are.
 HINTS = ("node", "guest_type", "guest_status")
-DEFAULT_TIMEOUT = 30
 
 # (api_host, api_port, identity, inventory_hostname) -> the cluster's guests, for this worker process.
 _GUESTS: dict[tuple[str, int, str, str], tuple[Guest, ...]] = {}
@@ -78,14 +68,12 @@ class ActionModule(ActionBase):
             return None
         if self._environment_names_proxmox():
             return None  # the module would see other PROXMOX_* values than this process
-        params = _connection_params(arguments)
-        vmid, name = arguments.get("vmid"), arguments.get("name")
-        if params is None or (vmid is None) == (name is None):
+        validation = ArgumentSpecValidator(ATTACH_ARGUMENT_SPEC, **ATTACH_OPTION_RULES).validate(arguments)
+        if validation.error_messages:
             return None
-        try:
-            vmid = int(vmid) if vmid is not None else None
-        except (TypeError, ValueError):
-            return None
+        options = validation.validated_parameters
+        params = connection_params(options)
+        vmid, name = options["vmid"], options["name"]  # exactly one of them (the spec's rules)
         key = (params.api_host, params.api_port, params.identity, str(task_vars.get("inventory_hostname", "")))
         guests = _GUESTS.get(key)
         if guests is None:
@@ -110,27 +98,3 @@ class ActionModule(ActionBase):
             if any(str(name).startswith("PROXMOX_") for name in entry):
                 return True
         return False
-
-
-def _connection_params(arguments: dict[str, Any]) -> ConnectionParams | None:
-    """The module's connection options as its argument spec would read them, or None when unsure."""
-    values: dict[str, Any] = {}
-    for option, variable in ENVIRONMENT.items():
-        value = arguments.get(option)
-        values[option] = value if value is not None else os.environ.get(variable)
-    if not values["api_host"]:
-        return None
-    try:
-        return ConnectionParams(
-            api_host=str(values["api_host"]),
-            api_port=int(values["api_port"]) if values["api_port"] is not None else DEFAULT_PORT,
-            api_user=str(values["api_user"]) if values["api_user"] else None,
-            api_password=str(values["api_password"]) if values["api_password"] else None,
-            api_token_id=str(values["api_token_id"]) if values["api_token_id"] else None,
-            api_token_secret=str(values["api_token_secret"]) if values["api_token_secret"] else None,
-            validate_certs=boolean(values["validate_certs"]) if values["validate_certs"] is not None else True,
-            ca_path=os.path.expanduser(str(values["ca_path"])) if values["ca_path"] else None,
-            timeout=int(arguments.get("api_timeout") or DEFAULT_TIMEOUT),
-        )
-    except (TypeError, ValueError):
-        return None

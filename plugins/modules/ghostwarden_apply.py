@@ -207,6 +207,7 @@ plan:
   description:
     - The ordered operations executed (in check mode - that would be executed) on the host.
     - With O(state=rendered), the operations that would bring an empty host to the topology.
+    - With O(state=gathered) and O(state=confirmed), empty.
     - Each item has C(kind) (for example V(create_link), V(add_address), V(replace_ruleset)), C(target)
       (for example V(link:gw-nat_dev)) and C(details).
   returned: success
@@ -222,8 +223,8 @@ dnsmasq:
   type: raw
   sample: ["started nat_dev"]
 changes:
-  description: How many operations of each kind were executed (kinds with none are left out).
-  returned: with O(state=present) and O(state=absent)
+  description: How many operations of each kind RV(plan) has (kinds with none are left out).
+  returned: success
   type: dict
   sample: {create_link: 2, add_address: 1, replace_ruleset: 1}
 generation:
@@ -290,14 +291,17 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._compile imp
     read_topology_input,
     rendered_result,
 )
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import NETADDR
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import Issue, ValidationError
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._gather import gather_topology
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._module import (
-    HOST_ARGUMENT_SPEC,
+    APPLY_ARGUMENT_SPEC,
+    APPLY_OPTION_RULES,
+    HOST_LIBRARIES,
     apply_result,
     connection_sources,
     host_driver,
-    run_module,
+    run,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state import empty_state
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._probe import check_probes
@@ -317,7 +321,7 @@ def confirm_window(params: dict) -> int:
     return DEFAULT_CONFIRM_TIMEOUT if connection_sources(True) else 0
 
 
-def run(module: AnsibleModule) -> dict:
+def apply_topology(module: AnsibleModule) -> dict:
     params = module.params
     state = params["state"]
     if state == "rendered":
@@ -364,26 +368,8 @@ def run(module: AnsibleModule) -> dict:
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=dict(
-            topology=dict(type="dict"),
-            src=dict(type="path"),
-            state=dict(type="str", default="present",
-                       choices=["present", "absent", "gathered", "rendered", "rolled_back", "confirmed"]),
-            management_from_connection=dict(type="bool", default=True),
-            confirm_timeout=dict(type="int"),
-            probes=dict(type="list", elements="dict", default=[]),
-            history=dict(type="int", default=10),
-            generation=dict(type="int"),
-            confirm_token=dict(type="str", no_log=False),
-            **HOST_ARGUMENT_SPEC,
-        ),
-        mutually_exclusive=[("topology", "src")],
-        required_if=[("state", "present", ("topology", "src"), True), ("state", "rendered", ("topology", "src"), True),
-                     ("state", "confirmed", ("confirm_token",))],
-        supports_check_mode=True,
-    )
-    run_module(module, run, netlink=module.params["state"] != "rendered")
+    module = AnsibleModule(argument_spec=APPLY_ARGUMENT_SPEC, supports_check_mode=True, **APPLY_OPTION_RULES)
+    run(module, apply_topology, needs=(NETADDR,) if module.params["state"] == "rendered" else HOST_LIBRARIES)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,17 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+plan:
+  description: No operations - the module reads the host and changes nothing; every module returns RV(plan).
+  returned: success
+  type: list
+  elements: dict
+  sample: []
+changes:
+  description: No counts - the module changes nothing; every module returns RV(changes).
+  returned: success
+  type: dict
+  sample: {}
 links:
   description: Every link, with C(kind) (bridge, vlan, vxlan, other), C(owner) (the network, or null when foreign) and attributes.
   returned: success
@@ -131,8 +142,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._module import (
     HOST_ARGUMENT_SPEC,
+    HOST_LIBRARIES,
     host_driver,
-    run_module,
+    run,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state import empty_state
 from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._host import detect_proxmox
@@ -147,7 +159,7 @@ def _plain(value):
     return value
 
 
-def run(module: AnsibleModule) -> dict:
+def gather_info(module: AnsibleModule) -> dict:
     with host_driver(module) as driver:
         records = driver.store.load()
         observed = driver.observe(records, empty_state())
@@ -169,7 +181,7 @@ def run(module: AnsibleModule) -> dict:
 
 def main() -> None:
     module = AnsibleModule(argument_spec=dict(**HOST_ARGUMENT_SPEC), supports_check_mode=True)
-    run_module(module, run, netlink=True)
+    run(module, gather_info, needs=HOST_LIBRARIES)
 
 
 if __name__ == "__main__":

@@ -131,13 +131,14 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.host._module impo
     HOST_ARGUMENT_SPEC,
     apply_result,
     connection_sources,
+    HOST_LIBRARIES,
     host_driver,
-    run_module,
+    run,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology import topology_to_dict
 
 
-def run(module: AnsibleModule) -> dict:
+def apply_network(module: AnsibleModule) -> dict:
     params = module.params
     name = params["name"]
     with host_driver(module) as driver, driver.store.lock():
@@ -171,7 +172,7 @@ def main() -> None:
         required_if=[("state", "present", ("network",))],
         supports_check_mode=True,
     )
-    run_module(module, run, netlink=True)
+    run(module, apply_network, needs=HOST_LIBRARIES)
 
 
 if __name__ == "__main__":

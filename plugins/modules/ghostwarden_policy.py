@@ -143,13 +143,14 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.host._module impo
     HOST_ARGUMENT_SPEC,
     apply_result,
     connection_sources,
+    HOST_LIBRARIES,
     host_driver,
-    run_module,
+    run,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology import topology_to_dict
 
 
-def run(module: AnsibleModule) -> dict:
+def apply_policy(module: AnsibleModule) -> dict:
     params = module.params
     fields = None
     if params["state"] == "present":
@@ -183,7 +184,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    run_module(module, run, netlink=True)
+    run(module, apply_policy, needs=HOST_LIBRARIES)
 
 
 if __name__ == "__main__":

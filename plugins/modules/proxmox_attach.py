@@ -219,6 +219,21 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+plan:
+  description:
+    - The write made to the NIC (in check mode - due), or none when the NIC is already as asked.
+    - The item has C(kind) (V(create_nic), V(modify_nic) or V(delete_nic)), C(target) (V(nic:<vmid>:<interface>))
+      and C(details) with the NIC C(before) and C(after), as in RV(before) and RV(after).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{kind: modify_nic, target: "nic:101:net1", details: {before: "virtio=BC:24:11:3A:5E:01,bridge=vmbr0",
+                                                                 after: "virtio=BC:24:11:3A:5E:01,bridge=gw-nat_dev"}}]
+changes:
+  description: How many writes of each kind RV(plan) has.
+  returned: success
+  type: dict
+  sample: {modify_nic: 1}
 interface:
   description: The NIC the task worked on.
   returned: success
@@ -289,20 +304,18 @@ errors:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._client import ProxmoxClient
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import NETADDR
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._module import run
 from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._attach import AttachRequest, attach
+from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._client import ProxmoxClient
 from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._module import (
-    PROXMOX_ARGUMENT_SPEC,
+    ATTACH_ARGUMENT_SPEC,
+    ATTACH_OPTION_RULES,
+    PROXMOX_LIBRARIES,
     connection_params,
-    require_netaddr,
-    run_proxmox_module,
     topology_option,
 )
-from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._nic import (
-    QEMU_MODELS,
-    NicSettings,
-    network_attachment,
-)
+from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._nic import NicSettings, network_attachment
 
 NIC_OPTIONS = ("trunks", "firewall", "link_down", "rate", "mtu", "queues", "model", "mac", "container_interface",
                "ip", "ip6", "gw", "gw6")
@@ -316,7 +329,16 @@ def nic_settings(params: dict) -> NicSettings:
     return NicSettings(bridge=bridge, tag=tag, **{option: params[option] for option in NIC_OPTIONS})
 
 
-def run(module: AnsibleModule) -> dict:
+def nic_plan(result: dict) -> list[dict]:
+    """The one write to the NIC as the result's ``plan``, or none."""
+    if not result["changed"]:
+        return []
+    kind = "create_nic" if result["before"] is None else "delete_nic" if result["after"] is None else "modify_nic"
+    return [{"kind": kind, "target": f"nic:{result['vmid']}:{result['interface']}",
+             "details": {"before": result["before"], "after": result["after"]}}]
+
+
+def attach_nic(module: AnsibleModule) -> dict:
     params = module.params
     settings = nic_settings(params) if params["state"] == "present" else NicSettings()
     warnings = []
@@ -326,47 +348,14 @@ def run(module: AnsibleModule) -> dict:
                             interface=params["interface"], node=params["node"], guest_type=params["guest_type"],
                             guest_status=params["guest_status"])
     client = ProxmoxClient.connect(connection_params(params))
-    return {**attach(client, request, check_mode=module.check_mode, diff=module._diff), "warnings": warnings}
+    result = attach(client, request, check_mode=module.check_mode, diff=module._diff)
+    return {**result, "plan": nic_plan(result), "warnings": warnings}
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=dict(
-            vmid=dict(type="int"),
-            name=dict(type="str"),
-            node=dict(type="str"),
-            guest_type=dict(type="str", choices=["qemu", "lxc"]),
-            guest_status=dict(type="str", choices=["running", "stopped"]),
-            interface=dict(type="str"),
-            network=dict(type="str"),
-            topology=dict(type="raw"),
-            bridge=dict(type="str"),
-            tag=dict(type="int"),
-            trunks=dict(type="raw"),
-            firewall=dict(type="bool"),
-            link_down=dict(type="bool"),
-            rate=dict(type="float"),
-            mtu=dict(type="int"),
-            queues=dict(type="int"),
-            model=dict(type="str", choices=list(QEMU_MODELS)),
-            mac=dict(type="str"),
-            container_interface=dict(type="str"),
-            ip=dict(type="str"),
-            ip6=dict(type="str"),
-            gw=dict(type="str"),
-            gw6=dict(type="str"),
-            state=dict(type="str", default="present", choices=["present", "absent"]),
-            **PROXMOX_ARGUMENT_SPEC,
-        ),
-        mutually_exclusive=[("vmid", "name"), ("network", "bridge")],
-        required_one_of=[("vmid", "name")],
-        required_together=[("network", "topology"), ("node", "guest_type")],
-        required_if=[("state", "absent", ("interface",))],
-        supports_check_mode=True,
-    )
-    if module.params["topology"] is not None:
-        require_netaddr(module)
-    run_proxmox_module(module, run)
+    module = AnsibleModule(argument_spec=ATTACH_ARGUMENT_SPEC, supports_check_mode=True, **ATTACH_OPTION_RULES)
+    needs = (NETADDR, *PROXMOX_LIBRARIES) if module.params["topology"] is not None else PROXMOX_LIBRARIES
+    run(module, attach_nic, needs=needs)
 
 
 if __name__ == "__main__":

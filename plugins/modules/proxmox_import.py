@@ -95,6 +95,17 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+plan:
+  description: No operations - the module reads the node and changes nothing; every module returns RV(plan).
+  returned: success
+  type: list
+  elements: dict
+  sample: []
+changes:
+  description: No counts - the module changes nothing; every module returns RV(changes).
+  returned: success
+  type: dict
+  sample: {}
 topology:
   description:
     - The node's bridges and VLAN interfaces as a topology in this collection's format (one network per
@@ -143,17 +154,18 @@ notes:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import NETADDR
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._module import run
 from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._client import ProxmoxClient
 from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._import import import_proxmox, read_proxmox
 from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._module import (
     PROXMOX_ARGUMENT_SPEC,
+    PROXMOX_LIBRARIES,
     connection_params,
-    require_netaddr,
-    run_proxmox_module,
 )
 
 
-def run(module: AnsibleModule) -> dict:
+def import_node(module: AnsibleModule) -> dict:
     params = module.params
     client = ProxmoxClient.connect(connection_params(params))
     data = read_proxmox(client, params["node"], include_firewall=params["include_firewall"], vmids=params["vmids"])
@@ -172,8 +184,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    require_netaddr(module)
-    run_proxmox_module(module, run)
+    run(module, import_node, needs=(NETADDR, *PROXMOX_LIBRARIES))
 
 
 if __name__ == "__main__":

@@ -124,12 +124,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-changes:
+plan:
   description:
     - The writes made (in check mode - due), in order, each with C(action) (V(create), V(update), V(delete)),
       C(kind) (V(zone), V(vnet), V(subnet)), C(id), C(method), C(path), C(params) (without the lock token), and
       C(before) and C(after) (the settings the module manages, null when the object does not exist).
-    - A last entry with C(action=apply) stands for the one C(PUT /cluster/sdn) when the configuration is applied.
+    - A last entry with C(action=apply) and C(kind=sdn) stands for the one C(PUT /cluster/sdn) when the
+      configuration is applied.
   returned: success
   type: list
   elements: dict
@@ -137,6 +138,13 @@ changes:
     - {action: create, kind: zone, id: gwzlab, method: POST, path: /cluster/sdn/zones,
        params: {zone: gwzlab, type: vlan, bridge: vmbr0}, before: null, after: {type: vlan, bridge: vmbr0}}
     - {action: apply, kind: sdn, id: "", method: PUT, path: /cluster/sdn, params: {}, before: null, after: null}
+changes:
+  description:
+    - How many writes of each action and kind RV(plan) has, named C(<action>_<kind>) (such as V(create_vnet),
+      V(apply_sdn)).
+  returned: success
+  type: dict
+  sample: {create_zone: 1, create_vnet: 1, create_subnet: 1, apply_sdn: 1}
 zones:
   description: The module's zones after the run (with O(state=absent), none), with their managed settings.
   returned: success
@@ -191,12 +199,13 @@ errors:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import NETADDR
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._module import kind_counts, run
 from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._client import ProxmoxClient
 from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._module import (
     PROXMOX_ARGUMENT_SPEC,
+    PROXMOX_LIBRARIES,
     connection_params,
-    require_netaddr,
-    run_proxmox_module,
     topology_option,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._sdn import (
@@ -218,7 +227,7 @@ def _listed(view: dict, kind: str) -> list[dict]:
     return objects
 
 
-def run(module: AnsibleModule) -> dict:
+def export_networks(module: AnsibleModule) -> dict:
     params = module.params
     prefix = check_zone_prefix(params["zone_prefix"])
     topology = topology_option(params["topology"]) if params["topology"] is not None else None
@@ -233,7 +242,9 @@ def run(module: AnsibleModule) -> dict:
             scope = names
     client = ProxmoxClient.connect(connection_params(params))
     result = export_sdn(client, desired, networks=scope, apply=params["apply"], check_mode=module.check_mode)
-    output = {"changed": result.changed, "changes": result.changes, "applied": result.applied,
+    # Counted per action and object (create_vnet), as the host modules count create_link.
+    changes = kind_counts(f"{change['action']}_{change['kind']}" for change in result.changes)
+    output = {"changed": result.changed, "plan": result.changes, "changes": changes, "applied": result.applied,
               "zones": _listed(result.after, "zone"), "vnets": _listed(result.after, "vnet"),
               "subnets": _listed(result.after, "subnet")}
     if module._diff:
@@ -254,8 +265,7 @@ def main() -> None:
         required_if=[("state", "present", ("topology",))],
         supports_check_mode=True,
     )
-    require_netaddr(module)
-    run_proxmox_module(module, run)
+    run(module, export_networks, needs=(NETADDR, *PROXMOX_LIBRARIES))
 
 
 if __name__ == "__main__":

@@ -1,26 +1,40 @@
+# Copyright (c) ghostwarden.core contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """A throwaway lab of network namespaces for integration tests.
 
 Every namespace, veth pair and process a test makes lives inside namespaces this
 lab creates, and all of it is removed on close. The root namespace gets nothing:
 veth pairs are created directly inside lab namespaces (``ip -n``), and lab
-namespaces have no default route, so no packet can leave the lab.
+namespaces have no default route, so no packet can leave the lab. Namespaces are made,
+entered and removed with tests/support/netns.py; the traffic helpers (TCP server and client,
+frame capture) are those of tests/support/traffic.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
-import selectors
 import shlex
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+
+from ansible_collections.ghostwarden.core.tests.support.netns import (
+    create_netns,
+    delete_netns,
+    netns_exec,
+    netns_spawn,
+    stop_processes,
+)
+from ansible_collections.ghostwarden.core.tests.support.traffic import (
+    FRAME_SEND,
+    FrameCapture,
+    start_frame_capture,
+    start_tcp_server,
+    tcp_client,
+)
 
 
 # The lab's "internet": a host's uplink up0 (198.51.100.2) faces the inet namespace's eth0
@@ -44,10 +58,10 @@ class Lab:
 
     # -- construction -------------------------------------------------------------------------
     def add_ns(self, role: str) -> str:
+        """The namespace ``<prefix>-<role>`` with ``lo`` up (support.netns.create_netns)."""
         name = f"{self.prefix}-{role}"
-        subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
+        create_netns(name)
         self.namespaces.append(name)
-        self.run(name, "ip", "link", "set", "lo", "up")
         return name
 
     def veth(self, ns_a: str, name_a: str, ns_b: str, name_b: str, *, up: bool = True) -> None:
@@ -96,17 +110,13 @@ class Lab:
     # -- running things -----------------------------------------------------------------------
     def run(self, ns: str, *cmd: str, check: bool = True, input: str | None = None,
             timeout: float = 30) -> subprocess.CompletedProcess:
-        result = subprocess.run(["ip", "netns", "exec", ns, *cmd], input=input, capture_output=True, text=True,
-                                timeout=timeout, check=False)
-        if check and result.returncode != 0:
-            raise LabError(f"[{ns}] {shlex.join(cmd)} failed ({result.returncode}): {result.stderr.strip()}")
-        return result
+        return netns_exec(ns, *cmd, check=check, input=input, timeout=timeout)
 
     def spawn(self, ns: str, *cmd: str, **popen_kwargs) -> subprocess.Popen:
         """A background process inside ``ns``; killed when the lab closes."""
         popen_kwargs.setdefault("stdout", subprocess.DEVNULL)
         popen_kwargs.setdefault("stderr", subprocess.DEVNULL)
-        process = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], start_new_session=True, **popen_kwargs)
+        process = netns_spawn(ns, *cmd, **popen_kwargs)
         self.processes.append(process)
         return process
 
@@ -122,16 +132,13 @@ class Lab:
     def serve_tcp(self, ns: str, name: str, *ports: int, timeout: float = 10) -> subprocess.Popen:
         """A TCP server on every address of ``ns`` (IPv4 and IPv6) answering each connection with
         ``<name> <peer address>``, so a client learns which server it reached and as whom it arrived."""
-        process = self.spawn(ns, sys.executable, "-c", TCP_SERVER, name, *map(str, ports),
-                             stdout=subprocess.PIPE, text=True)
-        _await_line(process, "ready", timeout, f"TCP server {name} in {ns}")
-        return process
+        return start_tcp_server(lambda *argv, **kwargs: self.spawn(ns, *argv, **kwargs), name, *ports,
+                                timeout=timeout, what=f"TCP server {name} in {ns}")
 
     def connect_tcp(self, ns: str, address: str, port: int, timeout: float = 1.5) -> str:
         """The line the server at address:port sends a client in ``ns``, or ``failed: <error class>``
         (``TimeoutError`` when the SYN is dropped, ``ConnectionRefusedError`` when nothing listens)."""
-        return self.run(ns, sys.executable, "-c", TCP_CLIENT, address, str(port), str(timeout),
-                        timeout=timeout + 15).stdout.strip()
+        return self.run(ns, *tcp_client(address, port, timeout), timeout=timeout + 15).stdout.strip()
 
     def ping(self, ns: str, address: str, *, attempts: int = 10) -> bool:
         """Whether ``address`` answers an echo request within ``attempts`` one-second tries
@@ -144,10 +151,8 @@ class Lab:
     def capture_frames(self, ns: str, iface: str, seconds: float) -> FrameCapture:
         """Start recording every frame ``iface`` receives for ``seconds``, with its 802.1Q tag
         (read from the frame or, when the kernel took it off, from the packet's auxiliary data)."""
-        process = self.spawn(ns, sys.executable, "-c", FRAME_CAPTURE, iface, str(seconds),
-                             stdout=subprocess.PIPE, text=True)
-        _await_line(process, "ready", 10, f"frame capture on {iface} in {ns}")
-        return FrameCapture(process, seconds)
+        return start_frame_capture(lambda *argv, **kwargs: self.spawn(ns, *argv, **kwargs), iface, seconds,
+                                   what=f"frame capture on {iface} in {ns}")
 
     def send_frame(self, ns: str, iface: str, ethertype: int, payload: bytes, *, vlan: int | None = None) -> None:
         """Send one broadcast frame from ``iface`` (source: its MAC address), 802.1Q-tagged with
@@ -213,22 +218,9 @@ class Lab:
 
     # -- teardown ------------------------------------------------------------------------------
     def close(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                process.wait(timeout=5)
+        stop_processes(self.processes)
         for ns in reversed(self.namespaces):
-            # Anything still running inside (e.g. a daemon that detached) dies with its namespace.
-            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, check=False).stdout.split()
-            for pid in pids:
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
-            subprocess.run(["ip", "netns", "delete", ns], capture_output=True, check=False)
+            delete_netns(ns)  # with anything still running inside (e.g. a daemon that detached)
         self.namespaces.clear()
         self.processes.clear()
 
@@ -237,40 +229,6 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def is_root() -> bool:
-    return os.geteuid() == 0
-
-
-def have_tools(tools: Sequence[str]) -> bool:
-    from shutil import which
-    return all(which(tool) for tool in tools)
-
-
-@dataclass
-class Frame:
-    vlan: int | None
-    source: str
-    ethertype: int
-    payload: bytes
-
-
-class FrameCapture:
-    """A running :meth:`Lab.capture_frames`; :meth:`frames` waits for it to end."""
-
-    def __init__(self, process: subprocess.Popen, seconds: float) -> None:
-        self.process = process
-        self.seconds = seconds
-
-    def frames(self) -> list[Frame]:
-        output, _errors = self.process.communicate(timeout=self.seconds + 15)
-        frames = []
-        for line in output.splitlines():
-            vlan, source, ethertype, payload = line.split()
-            frames.append(Frame(None if vlan == "-" else int(vlan), source, int(ethertype, 16),
-                                b"" if payload == "-" else bytes.fromhex(payload)))
-        return frames
 
 
 _VOLATILE_KEY = re.compile(r".*_timer|valid_life_time|preferred_life_time")
@@ -282,90 +240,3 @@ def _stable(value: object) -> object:
     if isinstance(value, list):
         return [_stable(item) for item in value]
     return value
-
-
-def _await_line(process: subprocess.Popen, expected: str, timeout: float, what: str) -> None:
-    """Wait (bounded) for a helper process to print ``expected`` on its own line."""
-    assert process.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            raise LabError(f"{what}: not ready after {timeout:g}s")
-    line = process.stdout.readline().strip()
-    if line != expected:
-        raise LabError(f"{what}: expected {expected!r}, got {line!r} (exit status {process.poll()})")
-
-
-# Helper programs run inside lab namespaces with the test's own Python.
-
-TCP_SERVER = r"""
-import selectors, socket, sys
-name, ports = sys.argv[1], [int(port) for port in sys.argv[2:]]
-selector = selectors.DefaultSelector()
-for port in ports:
-    listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    listener.bind(("::", port))
-    listener.listen(16)
-    selector.register(listener, selectors.EVENT_READ)
-print("ready", flush=True)
-while True:
-    for key, _events in selector.select():
-        connection, peer = key.fileobj.accept()
-        address = peer[0][7:] if peer[0].startswith("::ffff:") else peer[0]
-        connection.sendall(f"{name} {address}\n".encode())
-        connection.close()
-"""
-
-TCP_CLIENT = r"""
-import socket, sys
-address, port, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-try:
-    with socket.create_connection((address, port), timeout=timeout) as connection:
-        connection.settimeout(timeout)
-        print(connection.makefile().readline().strip())
-except OSError as error:
-    print(f"failed: {type(error).__name__}")
-"""
-
-# One line per frame: "<vlan id or -> <source mac> <ethertype hex> <payload hex>".
-FRAME_CAPTURE = r"""
-import socket, struct, sys, time
-SOL_PACKET, PACKET_AUXDATA, TP_STATUS_VLAN_VALID, ETH_P_ALL = 263, 8, 0x10, 0x0003
-iface, seconds = sys.argv[1], float(sys.argv[2])
-sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
-sock.bind((iface, 0))
-print("ready", flush=True)
-deadline = time.monotonic() + seconds
-while True:
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        break
-    sock.settimeout(remaining)
-    try:
-        frame, ancillary, _flags, _address = sock.recvmsg(65535, socket.CMSG_SPACE(20))
-    except socket.timeout:
-        break
-    vlan, ethertype, payload = None, struct.unpack("!H", frame[12:14])[0], frame[14:]
-    if ethertype in (0x8100, 0x88a8):
-        vlan, ethertype, payload = struct.unpack("!H", frame[14:16])[0] & 0x0FFF, struct.unpack("!H", frame[16:18])[0], frame[18:]
-    for level, kind, data in ancillary:
-        if level == SOL_PACKET and kind == PACKET_AUXDATA:
-            status, _length, _snaplen, _mac, _net, tci, _tpid = struct.unpack("IIIHHHH", data[:20])
-            if status & TP_STATUS_VLAN_VALID:
-                vlan = tci & 0x0FFF
-    print(f"{'-' if vlan is None else vlan} {frame[6:12].hex(':')} {ethertype:04x} {payload.hex() or '-'}", flush=True)
-"""
-
-FRAME_SEND = r"""
-import socket, struct, sys
-iface, ethertype, payload, vlan = sys.argv[1], int(sys.argv[2], 16), bytes.fromhex(sys.argv[3]), int(sys.argv[4])
-with open(f"/sys/class/net/{iface}/address", encoding="ascii") as address:
-    source = bytes.fromhex(address.read().strip().replace(":", ""))
-tag = struct.pack("!HH", 0x8100, vlan) if vlan else b""
-sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-sock.bind((iface, 0))
-sock.send(b"\xff" * 6 + source + tag + struct.pack("!H", ethertype) + payload.ljust(46, b"\0"))
-"""

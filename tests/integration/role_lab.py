@@ -17,9 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from ansible_collections.ghostwarden.core.tests.integration.conftest import PLAY_TIMEOUT, _ansible_playbook, playbook_environment
+from ansible_collections.ghostwarden.core.tests.support.playbook import run_playbook, write_yaml
 
 RECAP = re.compile(r"^(?P<host>\S+)\s+: ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+"
                    r"failed=(?P<failed>\d+)", re.MULTILINE)
@@ -50,12 +48,10 @@ class RoleLab:
         self.nodes: list[str] = ["node1"]
 
     def playbook(self, plays: list[dict], *arguments: str) -> Run:
-        path = self.workdir / f"play-{secrets.token_hex(3)}.yml"
-        path.write_text(yaml.safe_dump(plays, sort_keys=False))
-        completed = subprocess.run([str(_ansible_playbook()), str(path), *arguments],
-                                   env=playbook_environment(self.workdir),
-                                   capture_output=True, text=True, timeout=PLAY_TIMEOUT, check=False)
-        return Run(completed.returncode, completed.stdout + completed.stderr)
+        """``plays`` with the default callback (its recap is what :class:`Run` reads)."""
+        path = write_yaml(self.workdir / f"play-{secrets.token_hex(3)}.yml", plays)
+        run = run_playbook(path, workdir=self.workdir, inventory=None, options=arguments, results=False)
+        return Run(run.rc, run.output)
 
     def build(self, nodes: list[str], clients: dict[str, list[dict]], state: str = "present") -> None:
         """The lab with ``nodes`` and ``clients`` (node -> client list), or (absent) without it."""

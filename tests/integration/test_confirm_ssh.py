@@ -33,11 +33,16 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._nft import normalise_ruleset
-from ansible_collections.ghostwarden.core.tests.integration.conftest import PlayResults, PlayRunner, TaskResult
 from ansible_collections.ghostwarden.core.tests.integration.lab import Lab
+from ansible_collections.ghostwarden.core.tests.support.playbook import (
+    PlayResults,
+    RunningPlaybook,
+    finish_playbook,
+    start_playbook,
+    write_yaml,
+)
 
 pytestmark = pytest.mark.root
 
@@ -105,8 +110,8 @@ class SshPlays:
     def __init__(self, lab: Lab, ctl: str, workdir: Path, key: Path) -> None:
         self.lab = lab
         self.ctl = ctl
-        self.runner = PlayRunner(workdir)
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "ansible.cfg").write_text("\n".join([
             "[defaults]",
             "host_key_checking = False",
@@ -121,36 +126,19 @@ class SshPlays:
             f"ansible_python_interpreter={ROOT / '.venv' / 'bin' / 'python'}\n")
         self.count = 0
 
-    def start(self, tasks: list[dict]) -> tuple[subprocess.Popen, Path]:
+    def start(self, tasks: list[dict]) -> RunningPlaybook:
         self.count += 1
-        playbook = self.workdir / f"ssh-play{self.count}.yml"
-        playbook.write_text(yaml.safe_dump([{"name": f"ssh play {self.count}", "hosts": HOST,
-                                             "gather_facts": False, "tasks": tasks}], sort_keys=False))
-        results = self.workdir / f"ssh-results{self.count}.json"
-        argv = ["ip", "netns", "exec", self.ctl, str(ROOT / ".venv" / "bin" / "ansible-playbook"),
-                "-i", str(self.workdir / "inventory.ini"), str(playbook)]
-        environment = self.runner._environment(results)  # pylint: disable=protected-access
-        process = subprocess.Popen(argv, cwd=self.workdir, env=environment, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True)
-        return process, results
+        playbook = write_yaml(self.workdir / f"ssh-play{self.count}.yml", [
+            {"name": f"ssh play {self.count}", "hosts": HOST, "gather_facts": False, "tasks": tasks}])
+        return start_playbook(playbook, workdir=self.workdir, inventory=self.workdir / "inventory.ini",
+                              netns=self.ctl, stats_host=HOST)
 
     @staticmethod
-    def finish(process: subprocess.Popen, results: Path) -> PlayResults:
-        try:
-            output = process.communicate(timeout=PLAY_TIMEOUT)[0]
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output = process.communicate()[0]
-            raise AssertionError(f"ansible-playbook ran longer than {PLAY_TIMEOUT}s:\n{output}") from None
-        if not results.exists():
-            raise AssertionError(f"ansible-playbook wrote no results (exit status {process.returncode}):\n{output}")
-        document = json.loads(results.read_text())
-        tasks = [TaskResult(entry["task"], entry["action"], entry["status"], entry["result"])
-                 for entry in document["tasks"]]
-        return PlayResults(tasks, document["stats"].get(HOST, {}), process.returncode, output)
+    def finish(running: RunningPlaybook) -> PlayResults:
+        return finish_playbook(running, timeout=PLAY_TIMEOUT)
 
     def __call__(self, tasks: list[dict]) -> PlayResults:
-        return self.finish(*self.start(tasks))
+        return self.finish(self.start(tasks))
 
 
 def apply_task(topology: dict, state_dir: Path, **options: object) -> dict:
@@ -181,7 +169,7 @@ def test_lost_management_path_rolls_back_by_itself(lab: Lab, tmp_path: Path) -> 
     table_a = owned_table(lab, host)
     assert table_a is not None
 
-    process, results = plays.start([apply_task(topology_b(), state_dir, management_from_connection=False)])
+    running = plays.start([apply_task(topology_b(), state_dir, management_from_connection=False)])
     journal = state_dir / "journal.json"
 
     def window_open() -> bool:
@@ -193,7 +181,7 @@ def test_lost_management_path_rolls_back_by_itself(lab: Lab, tmp_path: Path) -> 
     lab.wait_for(window_open, timeout=30, interval=0.2, what="the confirm window to open")
     # B is live: a new connection to sshd goes nowhere (the trap's DNAT), while the window is open.
     assert lab.connect_tcp(ctl, HOST, 22, timeout=1.5) == "failed: TimeoutError"
-    second = plays.finish(process, results)
+    second = plays.finish(running)
     task = second[0]
     assert task.status == "failed", f"{task}\n{second.output}"
     window = task["confirm"]

@@ -11,17 +11,21 @@ see or change in the kernel proves that the connection put them inside the names
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
-from ansible_collections.ghostwarden.core.tests.integration.conftest import (
-    PLAY_TIMEOUT, ROOT, PlayResults, PlayRunner, TaskResult, _ansible_playbook)
+from ansible_collections.ghostwarden.core.tests.support.netns import throwaway_netns
+from ansible_collections.ghostwarden.core.tests.support.playbook import (
+    ROOT,
+    PlayResults,
+    TaskResult,
+    run_playbook,
+    write_yaml,
+)
 
 pytestmark = pytest.mark.root
 
@@ -29,29 +33,20 @@ HOST = "router"
 GREETING = "hello from the namespace\n"
 
 
-class InventoryPlayRunner(PlayRunner):
+class InventoryPlays:
     """Runs one play on the inventory's hosts (not on localhost), at -vvv to see the connection's transfers."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.count = 0
 
     def play(self, inventory: dict, tasks: list[dict], extra_vars: dict | None = None) -> PlayResults:
         self.count += 1
-        inventory_file = self.workdir / f"inventory{self.count}.yml"
-        inventory_file.write_text(yaml.safe_dump(inventory, sort_keys=False))
-        playbook = self.workdir / f"play{self.count}.yml"
-        playbook.write_text(yaml.safe_dump([{"name": f"netns play {self.count}", "hosts": "all",
-                                             "gather_facts": False, "tasks": tasks}], sort_keys=False))
-        results_file = self.workdir / f"results{self.count}.json"
-        argv = [str(_ansible_playbook()), "-vvv", "-i", str(inventory_file), str(playbook)]
-        if extra_vars:
-            argv += ["--extra-vars", json.dumps(extra_vars)]
-        completed = subprocess.run(argv, cwd=self.workdir, env=self._environment(results_file), capture_output=True,
-                                   text=True, timeout=PLAY_TIMEOUT, check=False)
-        output = f"$ {' '.join(argv)}\n{completed.stdout}{completed.stderr}"
-        if not results_file.exists():
-            raise AssertionError(f"ansible-playbook wrote no results (exit status {completed.returncode}):\n{output}")
-        document = json.loads(results_file.read_text())
-        tasks_done = [TaskResult(entry["task"], entry["action"], entry["status"], entry["result"])
-                      for entry in document["tasks"]]
-        return PlayResults(tasks_done, document["stats"].get(HOST, {}), completed.returncode, output)
+        inventory_file = write_yaml(self.workdir / f"inventory{self.count}.yml", inventory)
+        playbook = write_yaml(self.workdir / f"play{self.count}.yml", [
+            {"name": f"netns play {self.count}", "hosts": "all", "gather_facts": False, "tasks": tasks}])
+        return run_playbook(playbook, workdir=self.workdir, inventory=inventory_file, verbose=True,
+                            extra_vars=extra_vars, stats_host=HOST)
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -61,12 +56,8 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 @pytest.fixture
 def namespace() -> Iterator[str]:
     """A fresh, empty network namespace, deleted afterwards whatever happens."""
-    name = f"gwc-{secrets.token_hex(4)}"
-    ip("netns", "add", name)
-    try:
-        yield name
-    finally:
-        ip("netns", "delete", name, check=False)
+    with throwaway_netns("gwc", tools=("ip",)) as made:
+        yield made.name
 
 
 def inventory(netns: str) -> dict:
@@ -85,7 +76,7 @@ def link_names(ip_o_link: str) -> list[str]:
 
 @pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "no-pipelining"])
 def test_tasks_run_inside_the_namespace(namespace: str, tmp_path: Path, pipelining: bool) -> None:
-    runner = InventoryPlayRunner(tmp_path / "ansible")
+    runner = InventoryPlays(tmp_path / "ansible")
     files = tmp_path / "files"
     files.mkdir()
     fetched = tmp_path / "fetched"
@@ -133,7 +124,7 @@ def test_tasks_run_inside_the_namespace(namespace: str, tmp_path: Path, pipelini
 
 def test_a_missing_namespace_fails_with_one_clear_line(tmp_path: Path) -> None:
     missing = f"gwc-{secrets.token_hex(4)}"
-    runner = InventoryPlayRunner(tmp_path / "ansible")
+    runner = InventoryPlays(tmp_path / "ansible")
 
     results = runner.play(inventory(missing), [{"name": "links", "ansible.builtin.command": "ip -o link"}])
 

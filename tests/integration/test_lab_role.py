@@ -24,12 +24,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.ghostwarden.core.tests.integration.conftest import (
+from ansible_collections.ghostwarden.core.tests.support.netns import delete_netns
+from ansible_collections.ghostwarden.core.tests.support.playbook import (
     COLLECTIONS_PATH,
     PlayResults,
     PlayRunner,
-    _ansible_playbook,
 )
+from ansible_collections.ghostwarden.core.tests.support.playbook import ansible_playbook as _ansible_playbook
 
 pytestmark = pytest.mark.root
 
@@ -110,14 +111,8 @@ def lab_task(results: PlayResults):
 def remove_leftovers(name: str, state_root: Path) -> None:
     """Whatever a failed test left of the lab: processes inside its namespaces, the namespaces, files."""
     for netns in sorted(netns_names()):
-        if not netns.startswith(f"{name}-"):
-            continue
-        for pid in run("ip", "netns", "pids", netns, check=False).stdout.split():
-            try:
-                os.kill(int(pid), 9)
-            except (ProcessLookupError, ValueError):
-                pass
-        run("ip", "netns", "delete", netns, check=False)
+        if netns.startswith(f"{name}-"):
+            delete_netns(netns)
     shutil.rmtree(state_root, ignore_errors=True)
 
 
@@ -191,7 +186,7 @@ def test_a_second_run_changes_nothing(built: BuiltLab):
     again = built.play()
     assert again.rc == 0, again.output
     assert [task.name for task in again if task.changed] == []
-    assert lab_task(again)["steps"] == []
+    assert (lab_task(again)["plan"], lab_task(again)["changes"]) == ([], {})
     # The web servers were not started twice.
     servers = [pid for pid in run("ip", "netns", "pids", built.netns("node1-c1")).stdout.split()
                if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2] == [b"busybox", b"httpd"]]
@@ -236,7 +231,8 @@ def test_check_mode_of_absent_predicts_the_removal_and_changes_nothing(built: Bu
     assert predicted.rc == 0, predicted.output
     task = lab_task(predicted)
     assert task.changed
-    steps = task["steps"]
+    steps = task["plan"]
+    assert task["changes"]["delete_netns"] == len(namespaces) and task["changes"]["remove_directory"] == 1
     assert sorted(step["netns"] for step in steps if step["kind"] == "delete_netns") == sorted(namespaces)
     assert [step for step in steps if step["kind"] == "remove_directory"] == [
         {"kind": "remove_directory", "path": str(built.state_root)}]

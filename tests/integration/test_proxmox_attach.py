@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """``proxmox_attach`` played by ansible-playbook against the PVE test server (PVE 8 and 9).
 
-The server listens on 127.0.0.1 inside a throwaway network namespace (tests/pve/fixtures.py);
+The server listens on 127.0.0.1 inside a throwaway network namespace (tests/support/pve/fixtures.py);
 every play runs there as ``ip netns exec <ns> ansible-playbook`` on localhost with the local
 connection, so the action plugin's controller-side lookup is exercised too. What the module
 sent is read back from the server's request log and its guests' state.
@@ -11,9 +11,7 @@ sent is read back from the server's request log and its guests' state.
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,15 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
-from ansible_collections.ghostwarden.core.tests.integration.conftest import (
-    PLAY_TIMEOUT,
-    PlayResults,
-    PlayRunner,
-    TaskResult,
-    _ansible_playbook,
-)
-from ansible_collections.ghostwarden.core.tests.pve.fixtures import pve_server  # noqa: F401  pylint: disable=unused-import
-from ansible_collections.ghostwarden.core.tests.pve.server import PveServer, RequestRecord
+from ansible_collections.ghostwarden.core.tests.support.playbook import PlayResults, PlayRunner, TaskResult
+from ansible_collections.ghostwarden.core.tests.support.pve.fixtures import pve_server  # noqa: F401  pylint: disable=unused-import
+from ansible_collections.ghostwarden.core.tests.support.pve.server import PveServer, RequestRecord
 
 MODULE = "ghostwarden.core.proxmox_attach"
 MAC0 = "BC:24:11:00:00:01"
@@ -37,47 +29,20 @@ GENERATED_MAC = r"BC:24:11(:[0-9A-F]{2}){3}"
 CONFIG_READ = re.compile(r"/nodes/[^/]+/(qemu|lxc)/(\d+)/(config|pending)")
 BOTH_VERSIONS = pytest.mark.parametrize("pve_server", [8, 9], indirect=True, ids=["pve8", "pve9"])
 
+pytestmark = pytest.mark.root
+
 
 class NetnsPlayRunner(PlayRunner):
-    """Runs plays on localhost inside the server's namespace (``ip netns exec``)."""
+    """Runs plays on localhost inside the server's namespace (``ip netns exec``); the output has the results too."""
 
     def __init__(self, workdir: Path, netns: str) -> None:
-        super().__init__(workdir)
-        self.netns = netns
-        self.extra_environment: dict[str, str] = {}
+        super().__init__(workdir, netns=netns)
 
-    def play(self, tasks: list[dict], *, connection: dict | None = None, check: bool = False, diff: bool = False,
-             verbose: bool = False, play_vars: dict | None = None) -> PlayResults:
-        self.count += 1
-        play: dict[str, Any] = {
-            "name": f"proxmox play {self.count}",
-            "hosts": "localhost",
-            "connection": "local",
-            "gather_facts": False,
-            "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}", **(play_vars or {})},
-            "tasks": tasks,
-        }
-        if connection is not None:
-            # through the action group, as a user sets the api_* options once per play
-            play["module_defaults"] = {"group/ghostwarden.core.ghostwarden": connection}
-        playbook = self.workdir / f"play{self.count}.yml"
-        playbook.write_text(yaml.safe_dump([play], sort_keys=False))
-        results_file = self.workdir / f"results{self.count}.json"
-        argv = ["ip", "netns", "exec", self.netns, str(_ansible_playbook()), "-i", "localhost,", str(playbook)]
-        argv += ["--check"] if check else []
-        argv += ["--diff"] if diff else []
-        argv += ["-vvv"] if verbose else []
-        environment = {**self._environment(results_file), **self.extra_environment}
-        completed = subprocess.run(argv, cwd=self.workdir, env=environment, capture_output=True, text=True,
-                                   timeout=PLAY_TIMEOUT, check=False)
-        output = f"$ {' '.join(argv)}\n{completed.stdout}{completed.stderr}"
-        if not results_file.exists():
-            raise AssertionError(f"ansible-playbook wrote no results (exit status {completed.returncode}):\n{output}")
-        document = json.loads(results_file.read_text())
-        results = [TaskResult(entry["task"], entry["action"], entry["status"], entry["result"])
-                   for entry in document["tasks"]]
-        return PlayResults(results, document["stats"].get("localhost", {}), completed.returncode,
-                           output + results_file.read_text())
+    def play(self, tasks: list[dict], *, connection: dict | None = None,  # type: ignore[override]
+             **run: Any) -> PlayResults:
+        # through the action group, as a user sets the api_* options once per play
+        module_defaults = None if connection is None else {"group/ghostwarden.core.ghostwarden": connection}
+        return super().play(tasks, module_defaults=module_defaults, output_with_results=True, **run)
 
 
 @pytest.fixture
@@ -130,6 +95,9 @@ def test_attach_to_a_stopped_vm(pve_server: PveServer, runner: NetnsPlayRunner) 
     assert (result["interface"], result["before"], result["mac"]) == ("net1", None, after.split(",")[0][7:])
     assert (result["pending"], result["reboot_required"]) == ([], False)
     assert (result["guest_type"], result["node"]) == ("qemu", "pve1")
+    assert result["plan"] == [{"kind": "create_nic", "target": "nic:100:net1",
+                               "details": {"before": None, "after": after}}]
+    assert result["changes"] == {"create_nic": 1}
     assert pve_server.guest_config(100)["net1"] == after
     assert pve_server.guest_config(100)["net0"] == f"virtio={MAC0},bridge=vmbr0"
     [write] = writes(pve_server)
@@ -234,6 +202,9 @@ def test_idempotence_quartet(pve_server: PveServer, runner: NetnsPlayRunner) -> 
     assert check["before"] == f"virtio={MAC0},bridge=vmbr0,firewall=0,rate=10"
     assert check["diff"] == {"before_header": "VM 100 on pve1 net0", "after_header": "VM 100 on pve1 net0",
                              "before": f"net0: {check['before']}\n", "after": f"net0: {expected}\n"}
+    assert check["plan"] == [{"kind": "modify_nic", "target": "nic:100:net0",
+                              "details": {"before": check["before"], "after": expected}}]
+    assert check["changes"] == {"modify_nic": 1}
     assert writes(pve_server) == []
 
     real = one(run(runner, pve_server, task, diff=True))
@@ -243,6 +214,7 @@ def test_idempotence_quartet(pve_server: PveServer, runner: NetnsPlayRunner) -> 
     pve_server.clear_log()
     repeat = one(run(runner, pve_server, task))
     assert repeat.status == "ok" and repeat["before"] == repeat["after"] == expected, repeat
+    assert (repeat["plan"], repeat["changes"]) == ([], {})
     repeat_check = one(run(runner, pve_server, task, check=True))
     assert repeat_check.status == "ok" and repeat_check["after"] == expected, repeat_check
     assert writes(pve_server) == []
@@ -324,7 +296,8 @@ def test_detach(pve_server: PveServer, runner: NetnsPlayRunner) -> None:
     assert detached.status == "changed", detached
     assert (detached["before"], detached["after"], detached["mac"]) == ("e1000=BC:24:11:00:00:02,bridge=vmbr1", None,
                                                                         None)
-    assert (again.status, again["before"], again["after"]) == ("ok", None, None)
+    assert [(step["kind"], step["target"]) for step in detached["plan"]] == [("delete_nic", "nic:100:net1")]
+    assert (again.status, again["before"], again["after"], again["plan"]) == ("ok", None, None, [])
     assert (missing.status, missing["interface"]) == ("ok", "net7")
     assert "net1" not in pve_server.guest_config(100)
     [write] = writes(pve_server)

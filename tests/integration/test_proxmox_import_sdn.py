@@ -3,10 +3,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """proxmox_import and proxmox_sdn in playbooks against the PVE 8 and 9 test server.
 
-The server listens on 127.0.0.1 inside a throwaway network namespace (tests/pve/fixtures.py);
+The server listens on 127.0.0.1 inside a throwaway network namespace (tests/support/pve/fixtures.py);
 ansible-playbook runs inside the same namespace (``ip netns exec``), so no packet touches the
 root namespace. Plays run the collection from the working tree on localhost with the local
-connection, as tests/integration/conftest.py does, and hand every task result back through
+connection, as tests/integration/conftest.py does (tests/support/playbook.py), and hand every task result back through
 its ``task_results`` callback. Server-side state and the request log are read from the
 server object itself.
 """
@@ -14,27 +14,20 @@ server object itself.
 from __future__ import annotations
 
 import json
-import secrets
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from ansible_collections.ghostwarden.core.tests.integration.conftest import (
-    PLAY_TIMEOUT,
-    _ansible_playbook,
-    playbook_environment,
-)
-from ansible_collections.ghostwarden.core.tests.pve.fixtures import (  # pylint: disable=unused-import
-    inside_netns,
-    pve_server,  # noqa: F401  (the fixture)
-)
-from ansible_collections.ghostwarden.core.tests.pve.server import PveServer
+from ansible_collections.ghostwarden.core.tests.support.netns import inside_netns
+from ansible_collections.ghostwarden.core.tests.support.playbook import PlayRunner
+from ansible_collections.ghostwarden.core.tests.support.pve.fixtures import pve_server  # noqa: F401  pylint: disable=unused-import
+from ansible_collections.ghostwarden.core.tests.support.pve.server import PveServer
 
 BOTH_VERSIONS = pytest.mark.parametrize("pve_server", [8, 9], indirect=True, ids=["pve8", "pve9"])
+
+pytestmark = pytest.mark.root
 
 TOPOLOGY = {
     "interfaces": {"uplink": "vmbr0"},
@@ -52,10 +45,7 @@ class Play:
 
     def __init__(self, server: PveServer, workdir: Path) -> None:
         self.server = server
-        self.workdir = workdir
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        (self.workdir / "ansible.cfg").write_text("[defaults]\n")
-        self.count = 0
+        self.runner = PlayRunner(workdir, netns=server.netns)
         self.output = ""
 
     def connection(self, **overrides: Any) -> dict:
@@ -67,29 +57,10 @@ class Play:
     def __call__(self, tasks: list[dict], *, check: bool = False, diff: bool = False,
                  verbose: bool = False) -> list[dict]:
         """Run ``tasks``; each result is {task, status, result}. ``verbose`` uses -vvv and the default callback."""
-        self.count += 1
-        play = {"name": f"play {self.count}", "hosts": "localhost", "connection": "local", "gather_facts": False,
-                "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"}, "tasks": tasks}
-        playbook = self.workdir / f"play{self.count}.yml"
-        playbook.write_text(yaml.safe_dump([play], sort_keys=False))
-        results = self.workdir / f"results{self.count}-{secrets.token_hex(2)}.json"
-        argv = ["ip", "netns", "exec", self.server.netns, str(_ansible_playbook()), "-i", "localhost,", str(playbook)]
-        argv += ["--check"] if check else []
-        argv += ["--diff"] if diff else []
-        argv += ["-vvv"] if verbose else []
-        completed = subprocess.run(argv, cwd=self.workdir, env=self._environment(results, verbose),
-                                   capture_output=True, text=True, timeout=PLAY_TIMEOUT, check=False)
-        self.output = f"$ {' '.join(argv)}\n{completed.stdout}{completed.stderr}"
-        if verbose:
-            return []
-        if not results.exists():
-            raise AssertionError(f"ansible-playbook wrote no results (exit {completed.returncode}):\n{self.output}")
-        return [{"task": entry["task"], "status": entry["status"], "result": entry["result"]}
-                for entry in json.loads(results.read_text())["tasks"]]
-
-    def _environment(self, results: Path, verbose: bool) -> dict[str, str]:
-        return playbook_environment(self.workdir, results_file=None if verbose else results,
-                                    dropped_prefixes=("ANSIBLE_", "PROXMOX_"))
+        results = self.runner.play(tasks, check=check, diff=diff, verbose=verbose, results=not verbose,
+                                   dropped_prefixes=("ANSIBLE_", "PROXMOX_"))
+        self.output = results.output
+        return [{"task": result.name, "status": result.status, "result": result.result} for result in results]
 
 
 @pytest.fixture
@@ -151,6 +122,7 @@ def test_import_round_trip_renders_the_same_bridges(pve_server: PveServer, play:
     assert {record.method for record in pve_server.requests} == {"GET"}
 
     result = imported["result"]
+    assert (result["changed"], result["plan"], result["changes"]) == (False, [], {})
     assert result["topology"]["networks"] == {
         "vlan40": {"type": "vlan", "iface": "vlan40", "vlan": 40, "parent": "eno1", "cidr": "10.40.0.0/24",
                    "gw_ip": "10.40.0.2", "policy_profile": "pve-cluster"},
@@ -228,7 +200,8 @@ def test_sdn_export_is_applied_once_and_idempotent(pve_server: PveServer, play: 
     checked = only(play([task], check=True, diff=True))
     assert checked["status"] == "changed", play.output
     assert writes(pve_server) == []
-    assert [change["action"] for change in checked["result"]["changes"]] == ["create"] * 6 + ["apply"]
+    assert [change["action"] for change in checked["result"]["plan"]] == ["create"] * 6 + ["apply"]
+    assert checked["result"]["changes"] == {"create_zone": 2, "create_vnet": 2, "create_subnet": 2, "apply_sdn": 1}
     assert checked["result"]["diff"]["before"] == {"zones": {}, "vnets": {}, "subnets": {}}
     pve_server.clear_log()
 
@@ -260,7 +233,8 @@ def test_sdn_export_is_applied_once_and_idempotent(pve_server: PveServer, play: 
     for check in (False, True):
         pve_server.clear_log()
         again = only(play([task], check=check))
-        assert (again["status"], again["result"]["changes"], writes(pve_server)) == ("ok", [], [])
+        assert (again["status"], again["result"]["plan"], again["result"]["changes"], writes(pve_server)) == (
+            "ok", [], {}, [])
 
 
 @BOTH_VERSIONS
@@ -302,9 +276,10 @@ def test_sdn_absent_removes_only_owned_objects(pve_server: PveServer, play: Play
 
     removed = only(play([sdn_task(play, state="absent")], diff=True))
     assert removed["status"] == "changed", play.output
-    assert [(change["action"], change["kind"]) for change in removed["result"]["changes"]] == [
+    assert [(change["action"], change["kind"]) for change in removed["result"]["plan"]] == [
         ("delete", "subnet"), ("delete", "subnet"), ("delete", "vnet"), ("delete", "vnet"), ("delete", "zone"),
         ("delete", "zone"), ("apply", "sdn")]
+    assert removed["result"]["changes"] == {"delete_subnet": 2, "delete_vnet": 2, "delete_zone": 2, "apply_sdn": 1}
     assert removed["result"]["diff"]["after"] == {"zones": {}, "vnets": {}, "subnets": {}}
     state = pve_server.sdn_state()
     assert state["running"] == state["pending"]

@@ -33,18 +33,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.ghostwarden.core.tests.integration.conftest import (
+from ansible_collections.ghostwarden.core.tests.support.playbook import (
     PlayResults,
-    _ansible_playbook,
     TaskResult,
     module_task,
     playbook_environment,
 )
-from ansible_collections.ghostwarden.core.tests.integration.lab import (
+from ansible_collections.ghostwarden.core.tests.support.playbook import ansible_playbook as _ansible_playbook
+from ansible_collections.ghostwarden.core.tests.support.traffic import (
     FRAME_CAPTURE,
     FrameCapture,
-    _await_line,
 )
+from ansible_collections.ghostwarden.core.tests.support.traffic import await_line as _await_line
 from ansible_collections.ghostwarden.core.tests.vm.vmlab import GuestSpec, VmLab
 
 REQUIRED_TOOLS = ("qemu-system-x86_64", "qemu-img", "debootstrap", "mkfs.ext4", "dpkg-scanpackages", "ssh",

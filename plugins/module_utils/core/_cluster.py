@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import NETADDR, netaddr
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import Issue, ValidationError
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._reading import Issues
 
 TOPOLOGY_PATH = "ghostwarden_cluster_topology"
 OVERRIDES_PATH = "ghostwarden_node_overrides"
@@ -42,36 +43,36 @@ def merge_overrides(base: Mapping, overrides: Mapping) -> dict:
     return merged
 
 
-def _underlay(members: object, node: object, issues: list[Issue]) -> dict[str, netaddr.IPAddress]:
+def _underlay(members: object, node: object, issues: Issues) -> dict[str, netaddr.IPAddress]:
     """The members' underlay addresses by name (inventory order), checked."""
     if not isinstance(members, Mapping) or not members:
-        issues.append(Issue(MEMBERS_PATH, f"the cluster needs at least one member with an underlay address, got {members!r}"))
+        issues.fail(MEMBERS_PATH, f"the cluster needs at least one member with an underlay address, got {members!r}")
         return {}
     addresses: dict[str, netaddr.IPAddress] = {}
     seen: dict[netaddr.IPAddress, str] = {}
     for name, raw in members.items():
         path = f"{MEMBERS_PATH} of {name}"
         if raw is None or raw == "":
-            issues.append(Issue(path, "is not set: every cluster member needs its underlay address"))
+            issues.fail(path, "is not set: every cluster member needs its underlay address")
             continue
         try:
             address = netaddr.IPAddress(str(raw))
         except (netaddr.AddrFormatError, ValueError, TypeError):
-            issues.append(Issue(path, f"{raw!r} is not an IP address"))
+            issues.fail(path, f"{raw!r} is not an IP address")
             continue
         if not address.is_unicast() or address.is_loopback() or address.is_link_local() or int(address) == 0:
-            issues.append(Issue(path, f"{raw} is not a unicast address another node can reach"))
+            issues.fail(path, f"{raw} is not a unicast address another node can reach")
             continue
         if address in seen:
-            issues.append(Issue(path, f"{raw} is also the underlay address of {seen[address]}"))
+            issues.fail(path, f"{raw} is also the underlay address of {seen[address]}")
             continue
         seen[address] = str(name)
         addresses[str(name)] = address
     families = {address.version for address in addresses.values()}
     if len(families) > 1:
-        issues.append(Issue(MEMBERS_PATH, "the members' underlay addresses mix IPv4 and IPv6; VXLAN peers need one family"))
+        issues.fail(MEMBERS_PATH, "the members' underlay addresses mix IPv4 and IPv6; VXLAN peers need one family")
     if node not in members:
-        issues.append(Issue("node", f"{node!r} is not a member of the cluster ({', '.join(map(str, members))})"))
+        issues.fail("node", f"{node!r} is not a member of the cluster ({', '.join(map(str, members))})")
     return addresses
 
 
@@ -82,7 +83,7 @@ def _resolve(reference: object, interfaces: Mapping) -> object:
     return reference
 
 
-def _check_protected(topology: Mapping, protected: Sequence[str], issues: list[Issue]) -> None:
+def _check_protected(topology: Mapping, protected: Sequence[str], issues: Issues) -> None:
     """No network enslaves a protected link or creates a link of that name.
 
     Referring to a protected link is fine (a VXLAN ``dev``, a VLAN ``parent``, ``masq_out``):
@@ -102,17 +103,17 @@ def _check_protected(topology: Mapping, protected: Sequence[str], issues: list[I
         ports = network.get("ports")
         for index, port in enumerate(ports if isinstance(ports, list) else []):
             if _resolve(port, interfaces) in protected:
-                issues.append(Issue(
+                issues.fail(
                     f"{path}.ports[{index}]",
                     f"{_resolve(port, interfaces)} is protected ({PROTECTED_PATH}): it carries corosync or "
                     "management traffic and is never enslaved",
-                ))
+                )
         for field in ("iface", "bridge", "vlan_iface", "vxlan_iface"):
             if network.get(field) in protected:
-                issues.append(Issue(
+                issues.fail(
                     f"{path}.{field}",
                     f"{network[field]} is protected ({PROTECTED_PATH}) and cannot be a link the topology creates",
-                ))
+                )
 
 
 def node_topology(
@@ -131,25 +132,23 @@ def node_topology(
     or removing a member therefore changes every node's FDB on the next run.
     """
     NETADDR.require("to plan a cluster")
-    issues: list[Issue] = []
+    issues = Issues()
     if not isinstance(topology, Mapping):
         raise ValidationError(Issue(TOPOLOGY_PATH, f"expected a mapping (a topology), got {type(topology).__name__}"))
     if overrides is None:
         overrides = {}
     if not isinstance(overrides, Mapping):
-        issues.append(Issue(OVERRIDES_PATH, f"expected a mapping merged over the cluster topology, got {type(overrides).__name__}"))
+        issues.fail(OVERRIDES_PATH, f"expected a mapping merged over the cluster topology, got {type(overrides).__name__}")
     if isinstance(protected, str) or not isinstance(protected, Sequence) or not all(
             isinstance(name, str) for name in protected):
-        issues.append(Issue(PROTECTED_PATH, f"expected a list of interface names, got {protected!r}"))
+        issues.fail(PROTECTED_PATH, f"expected a list of interface names, got {protected!r}")
         protected = ()
     addresses = _underlay(members, node, issues)
-    if issues:
-        raise ValidationError(issues)
+    issues.raise_if_any()
 
     merged = merge_overrides(topology, overrides)  # type: ignore[arg-type]
     _check_protected(merged, list(protected), issues)  # type: ignore[arg-type]
-    if issues:
-        raise ValidationError(issues)
+    issues.raise_if_any()
 
     own = addresses[str(node)]
     members_in_order = [address for name, address in addresses.items() if name != node]

@@ -68,6 +68,17 @@ def _unique_json_object(pairs: list[tuple[str, Any]]) -> dict:
     return result
 
 
+def read_document_file(path: str, what: str) -> str:
+    """The text of a topology or profile file the user named; one ``ValidationError`` issue when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as error:
+        raise ValidationError(Issue(path, f"cannot read the {what} file: {error.strerror or error}")) from None
+    except UnicodeDecodeError as error:
+        raise ValidationError(Issue(path, f"the {what} file is not UTF-8 text ({error.reason} at byte {error.start})")) from None
+
+
 def parse_document(text: str, fmt: str, *, source: str, what: str) -> object:
     """Parse ``text`` in ``fmt`` ("toml", "yaml" or "json") into plain data, unchecked.
 

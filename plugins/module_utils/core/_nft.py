@@ -46,6 +46,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._model impor
     Rule,
     Topology,
 )
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._reading import Issues, is_choice, is_int
 
 TABLE = f"{NFT_FAMILY} {NFT_TABLE}"
 TABLE_COMMENT = "managed by ghostwarden.core, replaced as a whole on every apply"
@@ -179,12 +180,8 @@ def _log_prefix(value: object, where: str) -> str:
     return _quoted(value, where, MAX_LOG_PREFIX_BYTES, forbidden='"$')
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _port(value: object, where: str) -> int:
-    if not _is_int(value) or not 1 <= value <= 65535:
+    if not is_int(value) or not 1 <= value <= 65535:
         raise RenderError(f"{where}: port {value!r} is not an integer in 1-65535")
     return value
 
@@ -198,13 +195,13 @@ def _port_range(value: object, where: str) -> PortRange:
 
 
 def _positive(value: object, where: str) -> int:
-    if not _is_int(value) or value < 1:
+    if not is_int(value) or value < 1:
         raise RenderError(f"{where}: {value!r} is not a positive integer")
     return value
 
 
 def _choice(value: object, allowed: Sequence[str], where: str) -> str:
-    if value not in allowed:
+    if not is_choice(value, allowed):
         raise RenderError(f"{where}: {value!r} is not one of {', '.join(allowed)}")
     return value  # type: ignore[return-value]
 
@@ -275,7 +272,7 @@ def _parse_extra_management(values: Sequence[str]) -> list[netaddr.IPNetwork]:
         items = list(values)
     except TypeError:
         raise ValidationError(Issue("extra_management", f"expected a list of addresses, got {values!r}")) from None
-    networks, issues = [], []
+    networks, issues = [], Issues()
     for index, value in enumerate(items):
         text = value.split("%", 1)[0] if isinstance(value, str) else value  # drop an IPv6 zone (fe80::1%eth0)
         try:
@@ -283,14 +280,13 @@ def _parse_extra_management(values: Sequence[str]) -> list[netaddr.IPNetwork]:
                 raise ValueError("not an address")
             network = netaddr.IPNetwork(text.strip()).cidr
         except (ValueError, TypeError, netaddr.AddrFormatError):
-            issues.append(Issue(f"extra_management[{index}]", f"{value!r} is not an IP address or CIDR"))
+            issues.fail(f"extra_management[{index}]", f"{value!r} is not an IP address or CIDR")
             continue
         if network.version == 6 and network.ip.is_ipv4_mapped():
             # sshd on a dual-stack socket may report an IPv4 client as ::ffff:a.b.c.d.
             network = netaddr.IPNetwork(f"{network.ip.ipv4()}/{max(network.prefixlen - 96, 0)}").cidr
         networks.append(network)
-    if issues:
-        raise ValidationError(issues)
+    issues.raise_if_any()
     return networks
 
 

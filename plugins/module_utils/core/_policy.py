@@ -25,7 +25,7 @@ from dataclasses import replace
 from typing import Any
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import NETADDR, netaddr
-from ansible_collections.ghostwarden.core.plugins.module_utils.core._documents import parse_document
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._documents import parse_document, read_document_file
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import Issue, ValidationError
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import (
     ACTIONS,
@@ -40,6 +40,15 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._model impor
     Rule,
     TimeWindow,
 )
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._reading import (
+    Issues,
+    Keys,
+    describe,
+    is_choice,
+    is_int,
+    join,
+    unknown_keys,
+)
 
 PROFILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
@@ -47,14 +56,14 @@ PROFILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 SHARED_PROFILE_KEYS = ("name", "description", "default_action")
 COLLECTION_PROFILE_KEYS = ("ingress_action", "egress_action", "host_action", "rules")
 ORIGINAL_PROFILE_KEYS = ("allowed_ingress_cidrs", "allowed_egress_cidrs", "services")
-PROFILE_KEYS = SHARED_PROFILE_KEYS + COLLECTION_PROFILE_KEYS + ORIGINAL_PROFILE_KEYS
-RULE_KEYS = (
+PROFILE_KEYS = Keys(SHARED_PROFILE_KEYS + COLLECTION_PROFILE_KEYS + ORIGINAL_PROFILE_KEYS)
+RULE_KEYS = Keys((
     "direction", "action", "protocol", "port", "ports", "source", "sources", "destination",
     "destinations", "rate_limit", "conn_limit", "log", "log_prefix", "counter", "time", "comment",
-)
-SERVICE_KEYS = ("protocol", "port", "source")
-RATE_LIMIT_KEYS = ("rate", "per", "burst", "per_source")
-TIME_KEYS = ("hours", "days")
+))
+SERVICE_KEYS = Keys(("protocol", "port", "source"))
+RATE_LIMIT_KEYS = Keys(("rate", "per", "burst", "per_source"))
+TIME_KEYS = Keys(("hours", "days"))
 
 # nft stores these in 32-bit fields (limit burst, ct count); rates above it make no sense either.
 MAX_COUNT = 2**32 - 1
@@ -74,106 +83,92 @@ _DAY_NAMES.update({day[:3].lower(): day for day in WEEKDAYS})
 # --------------------------------------------------------------------------- helpers
 
 
-def _join(path: str, key: object) -> str:
-    return f"{path}.{key}" if path else str(key)
+def _issues(issues: list[Issue] | None = None) -> Issues:
+    """A collector whose "expected ..., got ..." messages describe the value (``got string 'x'``)."""
+    return Issues(issues, got=describe)
 
 
-def _describe(value: object) -> str:
-    """A short, safe rendering of a user value for messages (type and value)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, int):
-        return f"integer {value}"
-    if isinstance(value, float):
-        return f"number {value!r}"
-    if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"string {shown!r}"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    text = str(value)
-    return f"{type(value).__name__} {text[:40]!r}"
+def _check_keys(data: Mapping, keys: Keys, path: str, issues: Issues) -> None:
+    for key in unknown_keys(data, keys):
+        # The key goes into the path as given, not quoted as join() would: these messages have always
+        # read so (a key with a line break makes a two-line issue; see test_topology_fuzz).
+        issues.fail(f"{path}.{key}" if path else str(key), f"unknown key {key!r} (expected one of: {keys.listed})")
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _settings(value: object, keys: Keys, path: str, what: str, issues: Issues) -> Mapping | None:
+    """``value`` if it is a mapping (its unknown keys reported); otherwise None, reported as not ``what``."""
+    if not isinstance(value, Mapping):
+        issues.expected(path, what, value)
+        return None
+    _check_keys(value, keys, path, issues)
+    return value
 
 
-def _check_keys(data: Mapping, allowed: tuple[str, ...], path: str, issues: list[Issue]) -> None:
-    for key in data:
-        if key not in allowed:
-            issues.append(Issue(_join(path, key), f"unknown key {key!r} (expected one of: {', '.join(allowed)})"))
-
-
-def _choice(value: object, choices: tuple[str, ...], what: str, path: str, issues: list[Issue]) -> str | None:
-    if isinstance(value, str) and value in choices:
-        return value
-    issues.append(Issue(path, f"{_describe(value)} is not a valid {what} (expected one of: {', '.join(choices)})"))
+def _choice(value: object, choices: tuple[str, ...], what: str, path: str, issues: Issues) -> str | None:
+    if is_choice(value, choices):
+        return value  # type: ignore[return-value]  # is_choice said str
+    issues.fail(path, f"{describe(value)} is not a valid {what} (expected one of: {', '.join(choices)})")
     return None
 
 
-def _bool(value: object, path: str, issues: list[Issue]) -> bool | None:
+def _bool(value: object, path: str, issues: Issues) -> bool | None:
     if isinstance(value, bool):
         return value
-    issues.append(Issue(path, f"expected true or false, got {_describe(value)}"))
+    issues.expected(path, "true or false", value)
     return None
 
 
-def _count(value: object, what: str, path: str, issues: list[Issue]) -> int | None:
+def _count(value: object, what: str, path: str, issues: Issues) -> int | None:
     """A positive integer (not a boolean) that fits nft's 32-bit counters."""
-    if not _is_int(value):
-        issues.append(Issue(path, f"{what} must be a positive integer, got {_describe(value)}"))
+    if not is_int(value):
+        issues.fail(path, f"{what} must be a positive integer, got {describe(value)}")
         return None
     if not 1 <= value <= MAX_COUNT:
-        issues.append(Issue(path, f"{what} {value} is out of range 1-{MAX_COUNT}"))
+        issues.fail(path, f"{what} {value} is out of range 1-{MAX_COUNT}")
         return None
     return value
 
 
-def _safe_text(value: object, what: str, path: str, issues: list[Issue]) -> str | None:
+def _safe_text(value: object, what: str, path: str, issues: Issues) -> str | None:
     if not isinstance(value, str):
-        issues.append(Issue(path, f"{what} must be a string, got {_describe(value)}"))
+        issues.fail(path, f"{what} must be a string, got {describe(value)}")
         return None
     if len(value) > MAX_TEXT:
-        issues.append(Issue(path, f"{what} {_describe(value)} is longer than {MAX_TEXT} characters"))
+        issues.fail(path, f"{what} {describe(value)} is longer than {MAX_TEXT} characters")
         return None
     if not SAFE_TEXT_RE.fullmatch(value):
-        issues.append(Issue(
+        issues.fail(
             path,
-            f"{what} {_describe(value)} must be non-empty printable ASCII without quotes or backslashes",
-        ))
+            f"{what} {describe(value)} must be non-empty printable ASCII without quotes or backslashes",
+        )
         return None
     return value
 
 
-def _description(value: object, path: str, issues: list[Issue]) -> str | None:
+def _description(value: object, path: str, issues: Issues) -> str | None:
     if not isinstance(value, str):
-        issues.append(Issue(path, f"description must be a string, got {_describe(value)}"))
+        issues.fail(path, f"description must be a string, got {describe(value)}")
         return None
     if len(value) > MAX_DESCRIPTION:
-        issues.append(Issue(path, f"description {_describe(value)} is longer than {MAX_DESCRIPTION} characters"))
+        issues.fail(path, f"description {describe(value)} is longer than {MAX_DESCRIPTION} characters")
         return None
     # The renderer may show it in an nft comment: no line breaks, quotes or backslashes.
     if not value.isprintable() or '"' in value or "\\" in value:
-        issues.append(Issue(path, f"description {_describe(value)} must be printable text without \" or \\"))
+        issues.fail(path, f"description {describe(value)} must be printable text without \" or \\")
         return None
     return value
 
 
-def _items(value: object, path: str, what: str, issues: list[Issue], allow_empty: bool) -> list[tuple[object, str]] | None:
+def _items(value: object, path: str, what: str, issues: Issues, allow_empty: bool) -> list[tuple[object, str]] | None:
     """A scalar or a list, as (item, item path) pairs; None (with an issue) when it is neither."""
     if isinstance(value, (list, tuple)):
         if not value and not allow_empty:
-            issues.append(Issue(path, "must not be an empty list (leave the key out to match any)"))
+            issues.fail(path, "must not be an empty list (leave the key out to match any)")
             return None
         return [(item, f"{path}[{index}]") for index, item in enumerate(value)]
     if isinstance(value, (str, int)) and not isinstance(value, bool):
         return [(value, path)]
-    issues.append(Issue(path, f"expected {what} or a list of them, got {_describe(value)}"))
+    issues.expected(path, f"{what} or a list of them", value)
     return None
 
 
@@ -189,76 +184,76 @@ def _merge_ports(ranges: list[PortRange]) -> tuple[PortRange, ...]:
     return tuple(merged)
 
 
-def _port(value: object, path: str, issues: list[Issue]) -> PortRange | None:
+def _port(value: object, path: str, issues: Issues) -> PortRange | None:
     match = PORT_RE.fullmatch(value) if isinstance(value, str) else None
-    if _is_int(value):
+    if is_int(value):
         first = last = value
     elif match is not None:
         first = int(match.group(1))
         last = int(match.group(2)) if match.group(2) is not None else first
     else:
-        issues.append(Issue(path, f"{_describe(value)} is not a port or a port range like 60000-60050"))
+        issues.fail(path, f"{describe(value)} is not a port or a port range like 60000-60050")
         return None
     for bound in (first, last):
         if not 1 <= bound <= 65535:
-            issues.append(Issue(path, f"port {bound} is out of range 1-65535"))
+            issues.fail(path, f"port {bound} is out of range 1-65535")
             return None
     if first > last:
-        issues.append(Issue(path, f"port range {first}-{last} is reversed (write {last}-{first})"))
+        issues.fail(path, f"port range {first}-{last} is reversed (write {last}-{first})")
         return None
     return PortRange(first, last)
 
 
-def _ports(value: object, path: str, issues: list[Issue]) -> tuple[PortRange, ...] | None:
+def _ports(value: object, path: str, issues: Issues) -> tuple[PortRange, ...] | None:
     items = _items(value, path, "a port or port range", issues, allow_empty=False)
     if items is None:
         return None
-    start = len(issues)
+    start = issues.mark()
     ranges = [_port(item, item_path, issues) for item, item_path in items]
-    if len(issues) > start:
+    if issues.failed_since(start):
         return None
     return _merge_ports([port_range for port_range in ranges if port_range is not None])
 
 
-def _network(value: object, path: str, issues: list[Issue]):
+def _network(value: object, path: str, issues: Issues):
     """One CIDR or IP as a netaddr.IPNetwork, or None with an issue."""
     if not isinstance(value, str):
-        issues.append(Issue(path, f"expected a CIDR or IP address, got {_describe(value)}"))
+        issues.expected(path, "a CIDR or IP address", value)
         return None
-    invalid = Issue(path, f"{_describe(value)} is not a valid CIDR or IP address")
+    invalid = f"{describe(value)} is not a valid CIDR or IP address"
     if not _ADDRESS_CHARS_RE.fullmatch(value) or value.count("/") > 1:
-        issues.append(invalid)
+        issues.fail(path, invalid)
         return None
     address, slash, prefix = value.partition("/")
     if slash and not prefix.isdigit():
-        issues.append(invalid)  # netmask notation is ambiguous to readers; ask for a prefix length
+        issues.fail(path, invalid)  # netmask notation is ambiguous to readers; ask for a prefix length
         return None
     try:
         network = netaddr.IPNetwork(value)
     except (netaddr.AddrFormatError, ValueError, TypeError):
-        issues.append(invalid)
+        issues.fail(path, invalid)
         return None
     # Older netaddr releases accept inet_aton shorthands ("10.1", octal): insist on the dotted quad.
     if network.version == 4 and str(network.ip) != address:
-        issues.append(invalid)
+        issues.fail(path, invalid)
         return None
     if network.ip != network.network:
-        issues.append(Issue(path, f"{value} has host bits set; its network address is {network.cidr}"))
+        issues.fail(path, f"{value} has host bits set; its network address is {network.cidr}")
         return None
     return network
 
 
-def _cidrs(value: object, path: str, what: str, issues: list[Issue], allow_empty: bool = False) -> tuple[str, ...] | None:
+def _cidrs(value: object, path: str, what: str, issues: Issues, allow_empty: bool = False) -> tuple[str, ...] | None:
     """Canonical CIDRs, merged and sorted (IPv4 first) so equal sets compare equal."""
     items = _items(value, path, what, issues, allow_empty=allow_empty)
     if items is None:
         return None
     if items and not NETADDR.available:
-        issues.append(Issue(path, "validating addresses needs the Python library netaddr, which is not installed"))
+        issues.fail(path, "validating addresses needs the Python library netaddr, which is not installed")
         return None
-    start = len(issues)
+    start = issues.mark()
     networks = [_network(item, item_path, issues) for item, item_path in items]
-    if len(issues) > start:
+    if issues.failed_since(start):
         return None
     return tuple(str(network) for network in netaddr.cidr_merge(networks)) if networks else ()
 
@@ -267,116 +262,110 @@ def _families(cidrs: tuple[str, ...]) -> set[int]:
     return {6 if ":" in cidr else 4 for cidr in cidrs}
 
 
-def _rate_limit(value: object, path: str, issues: list[Issue]) -> RateLimit | None:
+def _rate_limit(value: object, path: str, issues: Issues) -> RateLimit | None:
     if isinstance(value, str):
         match = RATE_RE.fullmatch(value)
         if not match:
-            issues.append(Issue(path, f"{_describe(value)} is not a rate like 10/second"))
+            issues.fail(path, f"{describe(value)} is not a rate like 10/second")
             return None
-        start = len(issues)
+        start = issues.mark()
         rate = _count(int(match.group(1)), "rate", path, issues)
         per = _choice(match.group(2), RATE_UNITS, "rate unit", path, issues)
-        return RateLimit(rate=rate, per=per) if len(issues) == start else None
-    if not isinstance(value, Mapping):
-        issues.append(Issue(path, f"expected a rate like 10/second or a mapping, got {_describe(value)}"))
+        return RateLimit(rate=rate, per=per) if not issues.failed_since(start) else None
+    start = issues.mark()
+    if _settings(value, RATE_LIMIT_KEYS, path, "a rate like 10/second or a mapping", issues) is None:
         return None
-    start = len(issues)
-    _check_keys(value, RATE_LIMIT_KEYS, path, issues)
     rate = None
     if value.get("rate") is None:
-        issues.append(Issue(_join(path, "rate"), "rate is required (packets per unit)"))
+        issues.fail(join(path, "rate"), "rate is required (packets per unit)")
     else:
-        rate = _count(value["rate"], "rate", _join(path, "rate"), issues)
+        rate = _count(value["rate"], "rate", join(path, "rate"), issues)
     per = "second"
     if value.get("per") is not None:
-        per = _choice(value["per"], RATE_UNITS, "rate unit", _join(path, "per"), issues)
+        per = _choice(value["per"], RATE_UNITS, "rate unit", join(path, "per"), issues)
     burst = None
     if value.get("burst") is not None:
-        burst = _count(value["burst"], "burst", _join(path, "burst"), issues)
+        burst = _count(value["burst"], "burst", join(path, "burst"), issues)
     per_source = False
     if value.get("per_source") is not None:
-        per_source = _bool(value["per_source"], _join(path, "per_source"), issues)
-    if len(issues) > start:
+        per_source = _bool(value["per_source"], join(path, "per_source"), issues)
+    if issues.failed_since(start):
         return None
     return RateLimit(rate=rate, per=per, burst=burst, per_source=per_source)
 
 
-def _time_window(value: object, path: str, issues: list[Issue]) -> TimeWindow | None:
-    if not isinstance(value, Mapping):
-        issues.append(Issue(path, f"expected a mapping with hours and/or days, got {_describe(value)}"))
+def _time_window(value: object, path: str, issues: Issues) -> TimeWindow | None:
+    start = issues.mark()
+    if _settings(value, TIME_KEYS, path, "a mapping with hours and/or days", issues) is None:
         return None
-    start = len(issues)
-    _check_keys(value, TIME_KEYS, path, issues)
     hours = None
     raw_hours = value.get("hours")
     if raw_hours is not None:
-        hours_path = _join(path, "hours")
+        hours_path = join(path, "hours")
         match = HOURS_RE.fullmatch(raw_hours) if isinstance(raw_hours, str) else None
         if match is None:
-            issues.append(Issue(hours_path, f"{_describe(raw_hours)} is not a time range like 08:00-18:00"))
+            issues.fail(hours_path, f"{describe(raw_hours)} is not a time range like 08:00-18:00")
         else:
             hour_a, minute_a, hour_b, minute_b = (int(part) for part in match.groups())
             if hour_a > 23 or minute_a > 59 or hour_b > 23 or minute_b > 59:
-                issues.append(Issue(hours_path, f"{raw_hours.strip()!r} has a time outside 00:00-23:59"))
+                issues.fail(hours_path, f"{raw_hours.strip()!r} has a time outside 00:00-23:59")
             elif (hour_a, minute_a) == (hour_b, minute_b):
-                issues.append(Issue(hours_path, f"{raw_hours.strip()!r} starts and ends at the same time"))
+                issues.fail(hours_path, f"{raw_hours.strip()!r} starts and ends at the same time")
             else:
                 hours = (f"{hour_a:02d}:{minute_a:02d}", f"{hour_b:02d}:{minute_b:02d}")
     days: tuple[str, ...] = ()
     raw_days = value.get("days")
     if raw_days is not None:
-        days_path = _join(path, "days")
+        days_path = join(path, "days")
         if not isinstance(raw_days, (list, tuple)):
-            issues.append(Issue(days_path, f"expected a list of weekdays, got {_describe(raw_days)}"))
+            issues.expected(days_path, "a list of weekdays", raw_days)
         elif not raw_days:
-            issues.append(Issue(days_path, "must not be an empty list (leave the key out to match any day)"))
+            issues.fail(days_path, "must not be an empty list (leave the key out to match any day)")
         else:
             found = set()
             for index, day in enumerate(raw_days):
                 name = _DAY_NAMES.get(day.lower()) if isinstance(day, str) else None
                 if name is None:
-                    issues.append(Issue(
+                    issues.fail(
                         f"{days_path}[{index}]",
-                        f"{_describe(day)} is not a weekday (Monday..Sunday or Mon..Sun)",
-                    ))
+                        f"{describe(day)} is not a weekday (Monday..Sunday or Mon..Sun)",
+                    )
                 else:
                     found.add(name)
             days = tuple(day for day in WEEKDAYS if day in found)
-    if len(issues) > start:
+    if issues.failed_since(start):
         return None
     if hours is None and not days:
-        issues.append(Issue(path, "a time window needs hours, days or both"))
+        issues.fail(path, "a time window needs hours, days or both")
         return None
     return TimeWindow(hours=hours, days=days)
 
 
-def _aliased(data: Mapping, singular: str, plural: str, path: str, issues: list[Issue]) -> tuple[object, str]:
+def _aliased(data: Mapping, singular: str, plural: str, path: str, issues: Issues) -> tuple[object, str]:
     """The value of `singular` or its alias `plural`, and the path of the key used."""
     if data.get(singular) is not None and data.get(plural) is not None:
-        issues.append(Issue(_join(path, plural), f"give either {singular} or {plural}, not both"))
+        issues.fail(join(path, plural), f"give either {singular} or {plural}, not both")
     if data.get(plural) is not None:
-        return data[plural], _join(path, plural)
-    return data.get(singular), _join(path, singular)
+        return data[plural], join(path, plural)
+    return data.get(singular), join(path, singular)
 
 
 # --------------------------------------------------------------------------- rules
 
 
-def _parse_rule(data: object, path: str, issues: list[Issue]) -> Rule | None:
-    if not isinstance(data, Mapping):
-        issues.append(Issue(path, f"expected a mapping describing a rule, got {_describe(data)}"))
+def _parse_rule(data: object, path: str, issues: Issues) -> Rule | None:
+    start = issues.mark()
+    if _settings(data, RULE_KEYS, path, "a mapping describing a rule", issues) is None:
         return None
-    start = len(issues)
-    _check_keys(data, RULE_KEYS, path, issues)
 
     direction = "ingress"
     if data.get("direction") is not None:
-        direction = _choice(data["direction"], DIRECTIONS, "direction", _join(path, "direction"), issues)
+        direction = _choice(data["direction"], DIRECTIONS, "direction", join(path, "direction"), issues)
     action = "accept"
     if data.get("action") is not None:
-        action = _choice(data["action"], ACTIONS, "action", _join(path, "action"), issues)
+        action = _choice(data["action"], ACTIONS, "action", join(path, "action"), issues)
     protocol = None
-    protocol_path = _join(path, "protocol")
+    protocol_path = join(path, "protocol")
     if data.get("protocol") is not None:
         protocol = _choice(data["protocol"], RULE_PROTOCOLS, "protocol", protocol_path, issues)
 
@@ -387,11 +376,11 @@ def _parse_rule(data: object, path: str, issues: list[Issue]) -> Rule | None:
         protocol_invalid = data.get("protocol") is not None and protocol is None
         if ports and protocol not in L4_PROTOCOLS and not protocol_invalid:
             shown = ", ".join(str(port_range) for port_range in ports)
-            issues.append(Issue(
+            issues.fail(
                 ports_path,
                 f"{'port' if len(ports) == 1 else 'ports'} {shown} need{'s' if len(ports) == 1 else ''} "
                 f"protocol tcp, udp or sctp (protocol is {protocol or 'any'})",
-            ))
+            )
 
     sources: tuple[str, ...] = ()
     raw_sources, sources_path = _aliased(data, "source", "sources", path, issues)
@@ -407,54 +396,54 @@ def _parse_rule(data: object, path: str, issues: list[Issue]) -> Rule | None:
     if wrong_family is not None:
         for cidr in sources + destinations:
             if _families((cidr,)) == {wrong_family}:
-                issues.append(Issue(protocol_path, f"protocol {protocol} cannot match IPv{wrong_family} address {cidr}"))
+                issues.fail(protocol_path, f"protocol {protocol} cannot match IPv{wrong_family} address {cidr}")
                 break
     if sources and destinations and not _families(sources) & _families(destinations):
-        issues.append(Issue(
+        issues.fail(
             destinations_path,
             f"destinations {', '.join(destinations)} and sources {', '.join(sources)} are of different "
             "address families; the rule could never match",
-        ))
+        )
 
     rate_limit = None
     if data.get("rate_limit") is not None:
-        rate_limit = _rate_limit(data["rate_limit"], _join(path, "rate_limit"), issues)
+        rate_limit = _rate_limit(data["rate_limit"], join(path, "rate_limit"), issues)
     conn_limit = None
     if data.get("conn_limit") is not None:
-        conn_path = _join(path, "conn_limit")
+        conn_path = join(path, "conn_limit")
         conn_limit = _count(data["conn_limit"], "conn_limit", conn_path, issues)
         if conn_limit is not None and protocol in ("icmp", "icmpv6"):
-            issues.append(Issue(conn_path, f"conn_limit {conn_limit} needs protocol tcp, udp, sctp or any, not {protocol}"))
+            issues.fail(conn_path, f"conn_limit {conn_limit} needs protocol tcp, udp, sctp or any, not {protocol}")
         # Connections over the limit fall through to the next rule; for drop/reject that reads backwards.
         if conn_limit is not None and action in ("drop", "reject"):
-            issues.append(Issue(conn_path, f"conn_limit {conn_limit} only applies to accept rules (action is {action})"))
+            issues.fail(conn_path, f"conn_limit {conn_limit} only applies to accept rules (action is {action})")
 
     log = False
     if data.get("log") is not None:
-        log = _bool(data["log"], _join(path, "log"), issues)
+        log = _bool(data["log"], join(path, "log"), issues)
     log_prefix = None
     if data.get("log_prefix") is not None:
-        prefix_path = _join(path, "log_prefix")
+        prefix_path = join(path, "log_prefix")
         log_prefix = _safe_text(data["log_prefix"], "log_prefix", prefix_path, issues)
         if log_prefix is not None and "$" in log_prefix:
             # nft expands $ inside a log prefix as a variable reference, even in quotes (1.0.6).
-            issues.append(Issue(prefix_path, f"log_prefix {log_prefix!r} must not contain '$'"))
+            issues.fail(prefix_path, f"log_prefix {log_prefix!r} must not contain '$'")
             log_prefix = None
         if log_prefix is not None:
             if data.get("log") is False:
-                issues.append(Issue(prefix_path, f"log_prefix {log_prefix!r} needs log: true (log is false)"))
+                issues.fail(prefix_path, f"log_prefix {log_prefix!r} needs log: true (log is false)")
             log = True
     counter = False
     if data.get("counter") is not None:
-        counter = _bool(data["counter"], _join(path, "counter"), issues)
+        counter = _bool(data["counter"], join(path, "counter"), issues)
     time_window = None
     if data.get("time") is not None:
-        time_window = _time_window(data["time"], _join(path, "time"), issues)
+        time_window = _time_window(data["time"], join(path, "time"), issues)
     comment = None
     if data.get("comment") is not None:
-        comment = _safe_text(data["comment"], "comment", _join(path, "comment"), issues)
+        comment = _safe_text(data["comment"], "comment", join(path, "comment"), issues)
 
-    if len(issues) > start:
+    if issues.failed_since(start):
         return None
     return Rule(
         direction=direction, action=action, protocol=protocol, ports=ports, sources=sources,
@@ -466,51 +455,49 @@ def _parse_rule(data: object, path: str, issues: list[Issue]) -> Rule | None:
 # --------------------------------------------------------------------------- the original CLI's format
 
 
-def _parse_items(raw: object, path: str, what: str, parse: Callable[[object, str, list[Issue]], Any],
-                 issues: list[Issue]) -> list:
+def _parse_items(raw: object, path: str, what: str, parse: Callable[[object, str, Issues], Any],
+                 issues: Issues) -> list:
     """Each item of the list ``raw`` (absent: none) parsed at ``path[index]``; the invalid ones left out."""
     if raw is None:
         return []
     if not isinstance(raw, (list, tuple)):
-        issues.append(Issue(path, f"expected a list of {what}, got {_describe(raw)}"))
+        issues.expected(path, f"a list of {what}", raw)
         return []
     parsed = (parse(item, f"{path}[{index}]", issues) for index, item in enumerate(raw))
     return [item for item in parsed if item is not None]
 
 
-def _parse_service(data: object, path: str, issues: list[Issue]) -> tuple[str, tuple[PortRange, ...], tuple[str, ...]] | None:
+def _parse_service(data: object, path: str, issues: Issues) -> tuple[str, tuple[PortRange, ...], tuple[str, ...]] | None:
     """One `services` entry: (protocol, ports, sources)."""
-    if not isinstance(data, Mapping):
-        issues.append(Issue(path, f"expected a mapping with protocol, port and source, got {_describe(data)}"))
+    start = issues.mark()
+    if _settings(data, SERVICE_KEYS, path, "a mapping with protocol, port and source", issues) is None:
         return None
-    start = len(issues)
-    _check_keys(data, SERVICE_KEYS, path, issues)
     protocol = None
     if data.get("protocol") is None:
-        issues.append(Issue(_join(path, "protocol"), f"protocol is required (one of: {', '.join(RULE_PROTOCOLS)})"))
+        issues.fail(join(path, "protocol"), f"protocol is required (one of: {', '.join(RULE_PROTOCOLS)})")
     else:
-        protocol = _choice(data["protocol"], RULE_PROTOCOLS, "protocol", _join(path, "protocol"), issues)
+        protocol = _choice(data["protocol"], RULE_PROTOCOLS, "protocol", join(path, "protocol"), issues)
     ports: tuple[PortRange, ...] = ()
-    port_path = _join(path, "port")
+    port_path = join(path, "port")
     raw_port = data.get("port")
     if protocol in L4_PROTOCOLS:
         if raw_port is None:
-            issues.append(Issue(port_path, f"port is required with protocol {protocol}"))
+            issues.fail(port_path, f"port is required with protocol {protocol}")
         else:
             ports = _ports(raw_port, port_path, issues) or ()
-    elif raw_port is not None and not (_is_int(raw_port) and 0 <= raw_port <= 65535):
+    elif raw_port is not None and not (is_int(raw_port) and 0 <= raw_port <= 65535):
         # The original requires a 16-bit port even for ICMP and ignores it; so do we.
-        issues.append(Issue(port_path, f"{_describe(raw_port)} is not a port number 0-65535"))
+        issues.fail(port_path, f"{describe(raw_port)} is not a port number 0-65535")
     sources: tuple[str, ...] = ()
     if data.get("source") is not None:
-        sources = _cidrs(data["source"], _join(path, "source"), "a CIDR or IP address", issues) or ()
+        sources = _cidrs(data["source"], join(path, "source"), "a CIDR or IP address", issues) or ()
         wrong_family = {"icmp": 6, "icmpv6": 4}.get(protocol or "")
         if wrong_family is not None and _families(sources) == {wrong_family}:
-            issues.append(Issue(
-                _join(path, "source"),
+            issues.fail(
+                join(path, "source"),
                 f"protocol {protocol} cannot match IPv{wrong_family} source {', '.join(sources)}",
-            ))
-    if len(issues) > start:
+            )
+    if issues.failed_since(start):
         return None
     return protocol, ports, sources
 
@@ -534,21 +521,21 @@ def _service_rules(direction: str, services: list[tuple[str, tuple[PortRange, ..
     ]
 
 
-def _original_rules(data: Mapping, path: str, issues: list[Issue]) -> list[Rule] | None:
+def _original_rules(data: Mapping, path: str, issues: Issues) -> list[Rule] | None:
     """Rules for the original format's fields (mapping in docs/policy-profiles.md)."""
-    start = len(issues)
+    start = issues.mark()
     allowed_ingress: tuple[str, ...] = ()
     if data.get("allowed_ingress_cidrs") is not None:
         allowed_ingress = _cidrs(
-            data["allowed_ingress_cidrs"], _join(path, "allowed_ingress_cidrs"), "a CIDR", issues, allow_empty=True,
+            data["allowed_ingress_cidrs"], join(path, "allowed_ingress_cidrs"), "a CIDR", issues, allow_empty=True,
         ) or ()
     allowed_egress: tuple[str, ...] = ()
     if data.get("allowed_egress_cidrs") is not None:
         allowed_egress = _cidrs(
-            data["allowed_egress_cidrs"], _join(path, "allowed_egress_cidrs"), "a CIDR", issues, allow_empty=True,
+            data["allowed_egress_cidrs"], join(path, "allowed_egress_cidrs"), "a CIDR", issues, allow_empty=True,
         ) or ()
-    services = _parse_items(data.get("services"), _join(path, "services"), "services", _parse_service, issues)
-    if len(issues) > start:
+    services = _parse_items(data.get("services"), join(path, "services"), "services", _parse_service, issues)
+    if issues.failed_since(start):
         return None
 
     ingress_services = []
@@ -576,25 +563,23 @@ def _original_rules(data: Mapping, path: str, issues: list[Issue]) -> list[Rule]
 
 
 def _parse_profile(
-    name: object, data: object, path: str, issues: list[Issue], *, name_path: str, file_defaults: bool,
+    name: object, data: object, path: str, issues: Issues, *, name_path: str, file_defaults: bool,
 ) -> Profile | None:
-    start = len(issues)
+    start = issues.mark()
     if not isinstance(name, str) or not PROFILE_NAME_RE.fullmatch(name):
-        issues.append(Issue(
+        issues.fail(
             name_path,
-            f"profile name {_describe(name)} must match {PROFILE_NAME_RE.pattern} "
+            f"profile name {describe(name)} must match {PROFILE_NAME_RE.pattern} "
             "(lower-case letters, digits, '_', '.', '-'; at most 63 characters)",
-        ))
-    if not isinstance(data, Mapping):
-        issues.append(Issue(path, f"expected a mapping of profile settings, got {_describe(data)}"))
+        )
+    if _settings(data, PROFILE_KEYS, path, "a mapping of profile settings", issues) is None:
         return None
-    _check_keys(data, PROFILE_KEYS, path, issues)
     if data.get("name") is not None and data["name"] != name:
-        issues.append(Issue(_join(path, "name"), f"{_describe(data['name'])} differs from the profile's name {name!r}"))
+        issues.fail(join(path, "name"), f"{describe(data['name'])} differs from the profile's name {name!r}")
 
     description = ""
     if data.get("description") is not None:
-        description = _description(data["description"], _join(path, "description"), issues)
+        description = _description(data["description"], join(path, "description"), issues)
 
     # The original's semantics (default drop, egress open unless restricted) apply when one of its
     # own keys is present, or to a profile file that uses none of this collection's keys.
@@ -604,21 +589,21 @@ def _parse_profile(
     )
     default_action = "drop" if original else "accept"
     if data.get("default_action") is not None:
-        default_action = _choice(data["default_action"], ACTIONS, "action", _join(path, "default_action"), issues)
+        default_action = _choice(data["default_action"], ACTIONS, "action", join(path, "default_action"), issues)
     actions = {}
     for direction in DIRECTIONS:
         key = f"{direction}_action"
         if data.get(key) is not None:
-            actions[direction] = _choice(data[key], ACTIONS, "action", _join(path, key), issues)
+            actions[direction] = _choice(data[key], ACTIONS, "action", join(path, key), issues)
         elif direction == "egress" and original and not data.get("allowed_egress_cidrs"):
             actions[direction] = "accept"
         else:
             actions[direction] = default_action
 
-    rules: list[Rule] = _parse_items(data.get("rules"), _join(path, "rules"), "rules", _parse_rule, issues)
+    rules: list[Rule] = _parse_items(data.get("rules"), join(path, "rules"), "rules", _parse_rule, issues)
     rules.extend(_original_rules(data, path, issues) or ())
 
-    if len(issues) > start:
+    if issues.failed_since(start):
         return None
     return Profile(
         name=name,
@@ -633,10 +618,10 @@ def _parse_profile(
 def parse_profile(name: str, data: object, path: str, issues: list[Issue]) -> Profile | None:
     """One user profile, in this collection's format or the original CLI's (or both mixed).
 
-    Appends an :class:`Issue` per problem, under ``path``, and returns None when there is
-    any; never raises. ``name`` is the profile's key (``policies.<name>``).
+    Appends an :class:`Issue` per problem to ``issues``, under ``path``, and returns None when
+    there is any; never raises. ``name`` is the profile's key (``policies.<name>``).
     """
-    return _parse_profile(name, data, path, issues, name_path=path, file_defaults=False)
+    return _parse_profile(name, data, path, _issues(issues), name_path=path, file_defaults=False)
 
 
 def _file_issue(source: str, field: str, message: str) -> Issue:
@@ -656,15 +641,15 @@ def load_profile_text(text: str, fmt: str, *, source: str = "") -> Profile:
         raise ValidationError(_file_issue(source, "", f"unsupported profile format {fmt!r} (expected toml or yaml)"))
     data = parse_document(text, "yaml" if fmt == "yml" else fmt, source=source, what="profile")
     if not isinstance(data, Mapping):
-        raise ValidationError(_file_issue(source, "", f"expected a mapping of profile settings, got {_describe(data)}"))
-    issues: list[Issue] = []
+        raise ValidationError(_file_issue(source, "", f"expected a mapping of profile settings, got {describe(data)}"))
+    issues = _issues()
     if data.get("name") is None:
-        issues.append(Issue("name", "a profile file must give its name"))
+        issues.fail("name", "a profile file must give its name")
         profile = None
     else:
         profile = _parse_profile(data["name"], data, "", issues, name_path="name", file_defaults=True)
     if profile is None:
-        raise ValidationError([_file_issue(source, issue.path, issue.message) for issue in issues])
+        raise ValidationError([_file_issue(source, issue.path, issue.message) for issue in issues.issues])
     return profile
 
 
@@ -676,14 +661,7 @@ def load_profile_file(path: str) -> Profile:
     fmt = PROFILE_FILE_FORMATS.get(os.path.splitext(path)[1].lower())
     if fmt is None:
         raise ValidationError(Issue(path, "unsupported profile file extension (expected .toml, .yaml or .yml)"))
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except UnicodeDecodeError as exc:
-        raise ValidationError(Issue(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})")) from None
-    except OSError as exc:
-        raise ValidationError(Issue(path, f"cannot read the profile file: {exc.strerror or exc}")) from None
-    return load_profile_text(text, fmt, source=path)
+    return load_profile_text(read_document_file(path, "profile"), fmt, source=path)
 
 
 def _rule_to_dict(rule: Rule) -> dict:
@@ -743,12 +721,11 @@ def profile_blocks_host_port(profile: Profile, port: int, protocol: str = "tcp",
     """
     if protocol not in L4_PROTOCOLS:
         raise ValueError(f"protocol {protocol!r} is not one of {', '.join(L4_PROTOCOLS)}")
-    if not _is_int(port) or not 1 <= port <= 65535:
+    if not is_int(port) or not 1 <= port <= 65535:
         raise ValueError(f"port {port!r} is out of range 1-65535")
     origin = None
     if source is not None:
-        issues: list[Issue] = []
-        origin = _network(source, "source", issues) if netaddr is not None else None
+        origin = _network(source, "source", _issues()) if netaddr is not None else None
         if origin is None:
             raise ValueError(f"source {source!r} is not a valid IP address or CIDR")
     for rule in profile.rules:

@@ -2,16 +2,19 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Private to this collection: names and behaviour may change in any release.
-"""What the host modules share: common options, library checks, the runner, results.
+"""The module base of every module, and what the host modules share: options, the runner, results.
 
-This is the one module_utils file that knows AnsibleModule; the pure core does not.
+:func:`run` is the whole ``main()`` of every module after its argspec (the Proxmox VE and lab
+modules use it too). Every module's result speaks one vocabulary: ``changed``, ``plan`` (the
+operations, each a dict with its ``kind``), ``changes`` (how many of each kind) and, in diff
+mode, ``diff``. The pure core does not know AnsibleModule.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -31,6 +34,28 @@ NETNS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 HOST_ARGUMENT_SPEC = dict(
     netns=dict(type="str"),
     state_dir=dict(type="path", default=DEFAULT_STATE_DIR),
+)
+# What the modules that change or read the live host need.
+HOST_LIBRARIES = (NETADDR, PYROUTE2)
+
+# ghostwarden_apply's options, here so that its action plugin validates a task with the module's own spec.
+APPLY_STATES = ["present", "absent", "gathered", "rendered", "rolled_back", "confirmed"]
+APPLY_ARGUMENT_SPEC = dict(
+    topology=dict(type="dict"),
+    src=dict(type="path"),
+    state=dict(type="str", default="present", choices=APPLY_STATES),
+    management_from_connection=dict(type="bool", default=True),
+    confirm_timeout=dict(type="int"),
+    probes=dict(type="list", elements="dict", default=[]),
+    history=dict(type="int", default=10),
+    generation=dict(type="int"),
+    confirm_token=dict(type="str", no_log=False),
+    **HOST_ARGUMENT_SPEC,
+)
+APPLY_OPTION_RULES = dict(
+    mutually_exclusive=[("topology", "src")],
+    required_if=[("state", "present", ("topology", "src"), True), ("state", "rendered", ("topology", "src"), True),
+                 ("state", "confirmed", ("confirm_token",))],
 )
 
 
@@ -92,19 +117,35 @@ def apply_result(module: AnsibleModule, result: ApplyResult) -> dict:
     return output
 
 
+def kind_counts(kinds: Iterable[str]) -> dict[str, int]:
+    """The ``changes`` of a result: how many operations of each kind its plan has, in plan order."""
+    counts: dict[str, int] = {}
+    for kind in kinds:
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
 def fail(module: AnsibleModule, error: GhostwardenError) -> None:
+    """The one way an error of the collection ends a module: what to install, or its message and keys."""
     if isinstance(error, MissingDependencyError):
         module.fail_json(msg=missing_required_lib(error.requirement), exception=error.trace)
     module.fail_json(msg=str(error), **error.to_result())
 
 
-def run_module(module: AnsibleModule, run: Callable[[AnsibleModule], dict], *, netlink: bool) -> None:
-    """The whole ``main()`` after the argspec: library checks, one error hierarchy to fail_json, warnings."""
-    require_libraries(module, NETADDR, *((PYROUTE2,) if netlink else ()))
+def run(module: AnsibleModule, work: Callable[[AnsibleModule], dict], *, needs: tuple[Dependency, ...]) -> None:
+    """Every module's ``main()`` after its argspec: ``work`` the module's job, ``needs`` the libraries it needs.
+
+    The libraries are checked before anything is done; a :class:`GhostwardenError` fails the task once;
+    the result's ``warnings`` go through ``module.warn``; a result without ``plan`` has an empty one,
+    and ``changes`` counts the plan when ``work`` did not count it.
+    """
+    require_libraries(module, *needs)
     try:
-        result = run(module)
+        result = work(module)
     except GhostwardenError as error:
         fail(module, error)
     for warning in result.pop("warnings", []):
         module.warn(warning)
+    result.setdefault("plan", [])
+    result.setdefault("changes", kind_counts(operation["kind"] for operation in result["plan"]))
     module.exit_json(**result)

@@ -24,6 +24,7 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import NETADDR, netaddr
@@ -33,6 +34,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors impo
     Issue,
     ValidationError,
 )
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._reading import Issues, Keys, kind, show_repr, unknown_keys
 
 DEFAULT_NAME = "gwlab"
 DEFAULT_NODES = 3
@@ -55,7 +57,7 @@ PATH_FORBIDDEN_RE = re.compile(r"[\x00-\x1f\x7f,]")
 RESERVED_NODE_NAMES = ("inet", "sw")
 # Bounds the work one typo can start; every node is a namespace with two veth pairs.
 MAX_NODES = 1024
-CLIENT_KEYS = ("name", "port", "mac", "address", "gateway", "http")
+CLIENT_KEYS = Keys(("name", "port", "mac", "address", "gateway", "http"))
 
 UNDERLAY_BRIDGE = "underlay"
 WAN_BRIDGE = "wan"
@@ -167,30 +169,24 @@ class LabSpec:
                 + tuple(client.netns for client in self.clients))
 
 
-def _show(value: object) -> str:
-    """A value as a message shows it: strings quoted, one line, bounded."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    text = repr(value)
-    return text if len(text) <= 72 else f"{text[:69]}..."
+# The lab's messages show a value's whole repr, up to 72 characters.
+_show = partial(show_repr, width=72)
 
 
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    return f"a {type(value).__name__}"
+def _shown_with_kind(value: object) -> str:
+    """``a string 'x'``: how the lab's "expected ..., got ..." messages show a value."""
+    # As kind(), but floats by their type's name and any Mapping as "a mapping", as these messages always have.
+    if isinstance(value, float):
+        what = f"a {type(value).__name__}"
+    elif isinstance(value, Mapping):
+        what = "a mapping"
+    else:
+        what = kind(value)
+    return f"{what} {_show(value)}"
+
+
+def _issues() -> Issues:
+    return Issues(got=_shown_with_kind)
 
 
 def _given(params: Mapping[str, Any], key: str, default: Any) -> Any:
@@ -223,43 +219,42 @@ def _parse_prefixed(text: object) -> Tuple[Optional[Any], Optional[int]]:
     return address, prefixlen
 
 
-def _lab_name(value: object, issues: List[Issue]) -> str:
+def _lab_name(value: object, issues: Issues) -> str:
     if not isinstance(value, str) or not LAB_NAME_RE.fullmatch(value):
-        issues.append(Issue("name", f"{_show(value)} is not a lab name: 1-8 characters a-z and 0-9 "
-                                    "(it starts the name of every namespace of the lab)"))
+        issues.fail("name", f"{_show(value)} is not a lab name: 1-8 characters a-z and 0-9 "
+                            "(it starts the name of every namespace of the lab)")
         return DEFAULT_NAME
     return value
 
 
-def _node_names(value: object, issues: List[Issue]) -> List[str]:
+def _node_names(value: object, issues: Issues) -> List[str]:
     if isinstance(value, str) and value.isdigit():
         # -e ghostwarden_lab_nodes=12 on the command line arrives as a string.
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 1 or value > MAX_NODES:
-            issues.append(Issue("nodes", f"{value} nodes is out of range 1-{MAX_NODES}"))
+            issues.fail("nodes", f"{value} nodes is out of range 1-{MAX_NODES}")
             return []
         return [f"node{index}" for index in range(1, value + 1)]
     if not isinstance(value, (list, tuple)):
-        issues.append(Issue("nodes", f"expected a list of node names or a number of nodes, got {_kind(value)} "
-                                     f"{_show(value)}"))
+        issues.expected("nodes", "a list of node names or a number of nodes", value)
         return []
     if not value:
-        issues.append(Issue("nodes", "the lab needs at least one node, got an empty list"))
+        issues.fail("nodes", "the lab needs at least one node, got an empty list")
         return []
     if len(value) > MAX_NODES:
-        issues.append(Issue("nodes", f"{len(value)} nodes is more than the {MAX_NODES} a lab can have"))
+        issues.fail("nodes", f"{len(value)} nodes is more than the {MAX_NODES} a lab can have")
         return []
     names: List[str] = []
     for position, name in enumerate(value):
         path = f"nodes[{position}]"
         if not isinstance(name, str) or not NODE_NAME_RE.fullmatch(name):
-            issues.append(Issue(path, f"{_show(name)} is not a node name: a letter a-z, then up to 11 of a-z and 0-9"))
+            issues.fail(path, f"{_show(name)} is not a node name: a letter a-z, then up to 11 of a-z and 0-9")
         elif name in RESERVED_NODE_NAMES:
-            issues.append(Issue(path, f"{_show(name)} is reserved: <name>-{name} is the lab's "
-                                      f"{'switch' if name == 'sw' else 'internet'} namespace"))
+            issues.fail(path, f"{_show(name)} is reserved: <name>-{name} is the lab's "
+                              f"{'switch' if name == 'sw' else 'internet'} namespace")
         elif name in names:
-            issues.append(Issue(path, f"node {_show(name)} is listed twice (first at nodes[{names.index(name)}])"))
+            issues.fail(path, f"node {_show(name)} is listed twice (first at nodes[{names.index(name)}])")
         else:
             names.append(name)
             continue
@@ -267,15 +262,15 @@ def _node_names(value: object, issues: List[Issue]) -> List[str]:
     return names
 
 
-def _lab_network(field: str, value: object, count: int, issues: List[Issue]) -> Optional[Any]:
+def _lab_network(field: str, value: object, count: int, issues: Issues) -> Optional[Any]:
     """The underlay or wan network: a CIDR with room for ``count`` node addresses from + 11."""
     address, prefixlen = _parse_prefixed(value)
     if address is None:
-        issues.append(Issue(field, f"{_show(value)} is not a CIDR (expected ADDRESS/PREFIX, e.g. 192.0.2.0/24)"))
+        issues.fail(field, f"{_show(value)} is not a CIDR (expected ADDRESS/PREFIX, e.g. 192.0.2.0/24)")
         return None
     network = netaddr.IPNetwork(f"{address}/{prefixlen}")
     if network.network != address:
-        issues.append(Issue(field, f"{_show(value)} has host bits set; the network address is {network.cidr}"))
+        issues.fail(field, f"{_show(value)} has host bits set; the network address is {network.cidr}")
         return None
     # IPv4 keeps its broadcast address out; IPv6 has none.
     last_usable = network.last - 1 if network.version == 4 else network.last
@@ -287,49 +282,49 @@ def _lab_network(field: str, value: object, count: int, issues: List[Issue]) -> 
                      f"{netaddr.IPAddress(network.first + NODE_HOST_OFFSET + room, network.version)})")
         else:
             where = "no room for node addresses (they start at the network address + 11)"
-        issues.append(Issue(field, f"{network.cidr} has {where}, but the lab has {count} nodes; "
-                                   "give a larger network or fewer nodes"))
+        issues.fail(field, f"{network.cidr} has {where}, but the lab has {count} nodes; "
+                           "give a larger network or fewer nodes")
         return None
     return network
 
 
-def _state_root(value: object, name: str, issues: List[Issue]) -> str:
+def _state_root(value: object, name: str, issues: Issues) -> str:
     if value is None or value == "":
         return posixpath.join(DEFAULT_STATE_PARENT, name)
     if not isinstance(value, str) or not posixpath.isabs(value) or PATH_FORBIDDEN_RE.search(value):
-        issues.append(Issue("state_root", f"{_show(value)} must be an absolute path without commas or control "
-                                          "characters"))
+        issues.fail("state_root", f"{_show(value)} must be an absolute path without commas or control "
+                                  "characters")
         return ""
     root = posixpath.normpath(value)
     if root in ("/", "//"):
-        issues.append(Issue("state_root", f"{_show(value)} is the root directory; the lab removes its state root "
-                                          "when it is torn down"))
+        issues.fail("state_root", f"{_show(value)} is the root directory; the lab removes its state root "
+                                  "when it is torn down")
         return ""
     return root
 
 
-def _mac(value: object, path: str, issues: List[Issue]) -> Optional[str]:
+def _mac(value: object, path: str, issues: Issues) -> Optional[str]:
     if not isinstance(value, str) or not MAC_RE.fullmatch(value):
-        issues.append(Issue(path, f"{_show(value)} is not a MAC address (expected six hex pairs, e.g. "
-                                  "02:67:77:01:01:01)"))
+        issues.fail(path, f"{_show(value)} is not a MAC address (expected six hex pairs, e.g. "
+                          "02:67:77:01:01:01)")
         return None
     mac = value.lower().replace("-", ":")
     first_octet = int(mac[:2], 16)
     if first_octet & 1:
-        issues.append(Issue(path, f"{_show(value)} is a multicast MAC; an interface needs a unicast one "
-                                  "(the lowest bit of the first octet clear)"))
+        issues.fail(path, f"{_show(value)} is a multicast MAC; an interface needs a unicast one "
+                          "(the lowest bit of the first octet clear)")
         return None
     if mac == "00:00:00:00:00:00":
-        issues.append(Issue(path, f"{_show(value)} is the all-zero MAC"))
+        issues.fail(path, f"{_show(value)} is the all-zero MAC")
         return None
     return mac
 
 
-def _client_address(value: object, path: str, issues: List[Issue]) -> Optional[Tuple[Any, int]]:
+def _client_address(value: object, path: str, issues: Issues) -> Optional[Tuple[Any, int]]:
     address, prefixlen = _parse_prefixed(value)
     if address is None:
-        issues.append(Issue(path, f"{_show(value)} is not an address with its prefix (expected ADDRESS/PREFIX, "
-                                  "e.g. 10.33.0.10/24)"))
+        issues.fail(path, f"{_show(value)} is not an address with its prefix (expected ADDRESS/PREFIX, "
+                          "e.g. 10.33.0.10/24)")
         return None
     network = netaddr.IPNetwork(f"{address}/{prefixlen}")
     problem = None
@@ -344,36 +339,36 @@ def _client_address(value: object, path: str, issues: List[Issue]) -> Optional[T
     elif address.version == 4 and prefixlen <= 30 and address == network.broadcast:
         problem = f"the broadcast address of {network.cidr}"
     if problem:
-        issues.append(Issue(path, f"{_show(value)} is {problem}; a client needs a unicast host address"))
+        issues.fail(path, f"{_show(value)} is {problem}; a client needs a unicast host address")
         return None
     return address, prefixlen
 
 
-def _gateway(value: object, address: Optional[Tuple[Any, int]], path: str, issues: List[Issue]) -> Optional[str]:
+def _gateway(value: object, address: Optional[Tuple[Any, int]], path: str, issues: Issues) -> Optional[str]:
     gateway = _parse_ip(value)
     if gateway is None:
-        issues.append(Issue(path, f"{_show(value)} is not an IP address"))
+        issues.fail(path, f"{_show(value)} is not an IP address")
         return None
     if address is None:
-        issues.append(Issue(path, f"gateway {gateway} needs the client's address (set address as well)"))
+        issues.fail(path, f"gateway {gateway} needs the client's address (set address as well)")
         return None
     own, prefixlen = address
     if gateway.version != own.version:
-        issues.append(Issue(path, f"gateway {gateway} is IPv{gateway.version} but the address {own}/{prefixlen} "
-                                  f"is IPv{own.version}"))
+        issues.fail(path, f"gateway {gateway} is IPv{gateway.version} but the address {own}/{prefixlen} "
+                          f"is IPv{own.version}")
         return None
     if gateway == own:
-        issues.append(Issue(path, f"gateway {gateway} is the client's own address"))
+        issues.fail(path, f"gateway {gateway} is the client's own address")
         return None
     network = netaddr.IPNetwork(f"{own}/{prefixlen}")
     if gateway not in network and not (gateway.version == 6 and gateway.is_link_local()):
-        issues.append(Issue(path, f"gateway {gateway} is not in the client's network {network.cidr}"))
+        issues.fail(path, f"gateway {gateway} is not in the client's network {network.cidr}")
         return None
     return str(gateway)
 
 
 def _client_entries(value: object, node_names: Sequence[str],
-                    issues: List[Issue]) -> List[Tuple[str, List[Tuple[str, object]]]]:
+                    issues: Issues) -> List[Tuple[str, List[Tuple[str, object]]]]:
     """(node, [(entry path, entry)]) for every node that has clients, in node order.
 
     A list gives every node the same clients; a mapping gives each named node its own.
@@ -382,33 +377,33 @@ def _client_entries(value: object, node_names: Sequence[str],
         entries = [(f"clients[{position}]", entry) for position, entry in enumerate(value)]
         return [(node, entries) for node in node_names if node]
     if not isinstance(value, Mapping):
-        issues.append(Issue("clients", f"expected a list of clients (behind every node) or a mapping of node name to "
-                                       f"its clients, got {_kind(value)} {_show(value)}"))
+        issues.expected("clients", "a list of clients (behind every node) or a mapping of node name to its clients",
+                        value)
         return []
     by_node = {}
     known = [name for name in node_names if name]
     for node, clients in value.items():
         path = f"clients.{node}"
         if not isinstance(node, str) or (known and node not in known):
-            issues.append(Issue(path, f"{_show(node)} is not a node of the lab ({', '.join(known)})"))
+            issues.fail(path, f"{_show(node)} is not a node of the lab ({', '.join(known)})")
         elif not isinstance(clients, (list, tuple)):
-            issues.append(Issue(path, f"expected a list of clients, got {_kind(clients)} {_show(clients)}"))
+            issues.expected(path, "a list of clients", clients)
         else:
             by_node[node] = [(f"{path}[{position}]", entry) for position, entry in enumerate(clients)]
     return [(node, by_node[node]) for node in node_names if node in by_node]
 
 
-def _clients(value: object, spec_name: str, node_names: Sequence[str], issues: List[Issue]) -> List[LabClient]:
+def _clients(value: object, spec_name: str, node_names: Sequence[str], issues: Issues) -> List[LabClient]:
     clients: List[LabClient] = []
     macs: Dict[str, LabClient] = {}
     shared = isinstance(value, (list, tuple))
     reported: set = set()
 
-    def report(issue: Issue) -> None:
+    def report(path: str, message: str) -> None:
         # The shared list is checked once per node; its own mistakes are reported once.
-        if (issue.path, issue.message) not in reported:
-            reported.add((issue.path, issue.message))
-            issues.append(issue)
+        if (path, message) not in reported:
+            reported.add((path, message))
+            issues.fail(path, message)
 
     for node, entries in _client_entries(value, node_names, issues):
         node_index = node_names.index(node) + 1
@@ -416,34 +411,34 @@ def _clients(value: object, spec_name: str, node_names: Sequence[str], issues: L
         names: Dict[str, str] = {}
         ports: Dict[str, str] = {}
         for client_index, (path, entry) in enumerate(entries, start=1):
-            local: List[Issue] = []
+            local = _issues()
             if not isinstance(entry, Mapping):
-                report(Issue(path, f"expected a mapping with name and port, got {_kind(entry)} {_show(entry)}"))
+                report(path, f"expected a mapping with name and port, got {_shown_with_kind(entry)}")
                 continue
-            unknown = sorted(str(key) for key in entry if key not in CLIENT_KEYS)
+            unknown = sorted(str(key) for key in unknown_keys(entry, CLIENT_KEYS))
             if unknown:
-                local.append(Issue(path, f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
-                                         f"(known: {', '.join(CLIENT_KEYS)})"))
+                local.fail(path, f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                                 f"(known: {CLIENT_KEYS.listed})")
             name = entry.get("name")
             if not isinstance(name, str) or not CLIENT_NAME_RE.fullmatch(name):
-                local.append(Issue(f"{path}.name", f"{_show(name)} is not a client name: a letter a-z, then up to 7 "
-                                                   "of a-z and 0-9"))
+                local.fail(f"{path}.name", f"{_show(name)} is not a client name: a letter a-z, then up to 7 "
+                                           "of a-z and 0-9")
                 name = None
             elif name in names:
-                local.append(Issue(f"{path}.name", f"client {_show(name)} is listed twice{behind} "
-                                                   f"(first at {names[name]})"))
+                local.fail(f"{path}.name", f"client {_show(name)} is listed twice{behind} "
+                                           f"(first at {names[name]})")
                 name = None
             port = entry.get("port")
             if not isinstance(port, str) or not PORT_NAME_RE.fullmatch(port):
-                local.append(Issue(f"{path}.port", f"{_show(port)} is not an interface name: 1-15 of A-Z, a-z, 0-9, "
-                                                   "'_', '.', '-', starting with a letter or digit"))
+                local.fail(f"{path}.port", f"{_show(port)} is not an interface name: 1-15 of A-Z, a-z, 0-9, "
+                                           "'_', '.', '-', starting with a letter or digit")
                 port = None
             elif port in NODE_INTERFACES:
-                local.append(Issue(f"{path}.port", f"{_show(port)} is an interface of the node itself "
-                                                   f"({', '.join(NODE_INTERFACES)})"))
+                local.fail(f"{path}.port", f"{_show(port)} is an interface of the node itself "
+                                           f"({', '.join(NODE_INTERFACES)})")
                 port = None
             elif port in ports:
-                local.append(Issue(f"{path}.port", f"port {_show(port)} is taken by client {ports[port]}{behind}"))
+                local.fail(f"{path}.port", f"port {_show(port)} is taken by client {ports[port]}{behind}")
                 port = None
             address = None
             if entry.get("address") is not None:
@@ -455,23 +450,23 @@ def _clients(value: object, spec_name: str, node_names: Sequence[str], issues: L
             if http is None:
                 http = False
             if not isinstance(http, bool):
-                local.append(Issue(f"{path}.http", f"expected true or false, got {_kind(http)} {_show(http)}"))
+                local.expected(f"{path}.http", "true or false", http)
             mac = None
             if entry.get("mac") is not None:
                 mac = _mac(entry["mac"], f"{path}.mac", local)
             elif node_index > MAX_DEFAULT_MAC_INDEX or client_index > MAX_DEFAULT_MAC_INDEX:
-                local.append(Issue(f"{path}.mac", f"the default MAC {DEFAULT_MAC_FORMAT} numbers nodes and clients up to "
-                                                  f"{MAX_DEFAULT_MAC_INDEX}, this is client {client_index} of node "
-                                                  f"{node_index}; give the client a mac"))
+                local.fail(f"{path}.mac", f"the default MAC {DEFAULT_MAC_FORMAT} numbers nodes and clients up to "
+                                          f"{MAX_DEFAULT_MAC_INDEX}, this is client {client_index} of node "
+                                          f"{node_index}; give the client a mac")
             else:
                 mac = DEFAULT_MAC_FORMAT.format(node=node_index, client=client_index)
-            for issue in local:
-                report(issue)
+            for issue in local.issues:
+                report(issue.path, issue.message)
             if name is not None:
                 names[name] = path
             if port is not None and name is not None:
                 ports[port] = name
-            if local or name is None or port is None or mac is None:
+            if local.issues or name is None or port is None or mac is None:
                 continue
             client = LabClient(
                 node=node, name=name, index=client_index, netns=f"{spec_name}-{node}-{name}", port=port, mac=mac,
@@ -479,8 +474,8 @@ def _clients(value: object, spec_name: str, node_names: Sequence[str], issues: L
             other = macs.get(mac)
             if other is not None:
                 hint = "; a client in the shared list gets the same MAC behind every node" if shared else ""
-                report(Issue(f"{path}.mac", f"MAC {mac} of client {client.label} is also the MAC of client "
-                                            f"{other.label}; every client needs its own{hint}"))
+                report(f"{path}.mac", f"MAC {mac} of client {client.label} is also the MAC of client "
+                                      f"{other.label}; every client needs its own{hint}")
                 continue
             macs[mac] = client
             clients.append(client)
@@ -495,8 +490,8 @@ def parse_lab(params: Mapping[str, Any]) -> LabSpec:
     """
     NETADDR.require("to plan a lab")
     if not isinstance(params, Mapping):
-        raise ValidationError(Issue("", f"expected a mapping of lab options, got {_kind(params)} {_show(params)}"))
-    issues: List[Issue] = []
+        raise ValidationError(Issue("", f"expected a mapping of lab options, got {_shown_with_kind(params)}"))
+    issues = _issues()
     name = _lab_name(_given(params, "name", DEFAULT_NAME), issues)
     node_names = _node_names(_given(params, "nodes", DEFAULT_NODES), issues)
     count = len(node_names)
@@ -504,12 +499,11 @@ def parse_lab(params: Mapping[str, Any]) -> LabSpec:
     wan = _lab_network("wan_cidr", _given(params, "wan_cidr", DEFAULT_WAN_CIDR), count, issues)
     if underlay is not None and wan is not None and underlay.version == wan.version \
             and underlay.first <= wan.last and wan.first <= underlay.last:
-        issues.append(Issue("wan_cidr", f"{wan.cidr} overlaps the underlay {underlay.cidr}; every node has an "
-                                        "address in both"))
+        issues.fail("wan_cidr", f"{wan.cidr} overlaps the underlay {underlay.cidr}; every node has an "
+                                "address in both")
     state_root = _state_root(params.get("state_root"), name, issues)
     clients = _clients(_given(params, "clients", []), name, node_names, issues)
-    if issues:
-        raise ValidationError(issues)
+    issues.raise_if_any()
     nodes = tuple(
         LabNode(
             name=node, index=index, netns=f"{name}-{node}",

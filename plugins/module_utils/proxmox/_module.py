@@ -2,27 +2,27 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Private to this collection: names and behaviour may change in any release.
-"""What the Proxmox VE modules share: the ``api_*`` options, library checks and one failure path.
+"""What the Proxmox VE modules share: the ``api_*`` options, the libraries they need, the topology option.
 
 The options are named as community.proxmox names them, with the same ``PROXMOX_*``
-environment fallbacks, so that users can keep their variables.
+environment fallbacks, so that users can keep their variables. The modules run through the
+one module base, :func:`host._module.run`. proxmox_attach's options are here as well, so that
+its action plugin reads a task exactly as the module does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from ansible.module_utils.basic import env_fallback
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
-
-from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import NETADDR, PROXMOXER, REQUESTS
-from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import GhostwardenError, Issue, ValidationError
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import PROXMOXER, REQUESTS
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import Issue, ValidationError
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import Topology
-from ansible_collections.ghostwarden.core.plugins.module_utils.host._module import require_libraries
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology import load_topology_file, parse_topology
 from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._client import (
     DEFAULT_PORT,
     ConnectionParams,
 )
-from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology import load_topology_file, parse_topology
+from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._nic import QEMU_MODELS
 
 DEFAULT_API_TIMEOUT = 30
 
@@ -36,6 +36,42 @@ PROXMOX_ARGUMENT_SPEC = dict(
     api_timeout=dict(type="int", default=DEFAULT_API_TIMEOUT),
     validate_certs=dict(type="bool", default=True, fallback=(env_fallback, ["PROXMOX_VALIDATE_CERTS"])),
     ca_path=dict(type="path", fallback=(env_fallback, ["PROXMOX_CA_PATH"])),
+)
+# What every Proxmox VE module needs to reach the API.
+PROXMOX_LIBRARIES = (REQUESTS, PROXMOXER)
+
+ATTACH_ARGUMENT_SPEC = dict(
+    vmid=dict(type="int"),
+    name=dict(type="str"),
+    node=dict(type="str"),
+    guest_type=dict(type="str", choices=["qemu", "lxc"]),
+    guest_status=dict(type="str", choices=["running", "stopped"]),
+    interface=dict(type="str"),
+    network=dict(type="str"),
+    topology=dict(type="raw"),
+    bridge=dict(type="str"),
+    tag=dict(type="int"),
+    trunks=dict(type="raw"),
+    firewall=dict(type="bool"),
+    link_down=dict(type="bool"),
+    rate=dict(type="float"),
+    mtu=dict(type="int"),
+    queues=dict(type="int"),
+    model=dict(type="str", choices=list(QEMU_MODELS)),
+    mac=dict(type="str"),
+    container_interface=dict(type="str"),
+    ip=dict(type="str"),
+    ip6=dict(type="str"),
+    gw=dict(type="str"),
+    gw6=dict(type="str"),
+    state=dict(type="str", default="present", choices=["present", "absent"]),
+    **PROXMOX_ARGUMENT_SPEC,
+)
+ATTACH_OPTION_RULES = dict(
+    mutually_exclusive=[("vmid", "name"), ("network", "bridge")],
+    required_one_of=[("vmid", "name")],
+    required_together=[("network", "topology"), ("node", "guest_type")],
+    required_if=[("state", "absent", ("interface",))],
 )
 
 
@@ -62,20 +98,3 @@ def topology_option(value: object) -> Topology:
         return parse_topology(value)
     raise ValidationError(Issue("topology", f"expected a topology (a mapping) or the path of a topology file, "
                                             f"got {type(value).__name__}"))
-
-
-def require_netaddr(module: AnsibleModule) -> None:
-    """For modules that read a topology."""
-    require_libraries(module, NETADDR)
-
-
-def run_proxmox_module(module: AnsibleModule, run: Callable[[AnsibleModule], dict]) -> None:
-    """The whole ``main()`` after the argspec: library checks, one error hierarchy to fail_json, warnings."""
-    require_libraries(module, REQUESTS, PROXMOXER)
-    try:
-        result = run(module)
-    except GhostwardenError as error:
-        module.fail_json(msg=str(error), **error.to_result())
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    module.exit_json(**result)

@@ -26,6 +26,7 @@ from decimal import Decimal, InvalidOperation
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import Issue, ValidationError
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import PortRange, Topology
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._reading import show_repr
 
 QEMU = "qemu"
 LXC = "lxc"
@@ -61,14 +62,6 @@ def _kind_name(guest_type: str) -> str:
     return "QEMU" if guest_type == QEMU else "LXC"
 
 
-def _show(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    return repr(value) if isinstance(value, str) else str(value)
-
-
 # -- values -----------------------------------------------------------------------------------
 
 def _boolean(value: object) -> str:
@@ -82,15 +75,15 @@ def _boolean(value: object) -> str:
             return "1"
         if word in FALSE_WORDS:
             return "0"
-    raise _Bad(f"{_show(value)} is not a boolean (1/0, on/off, yes/no, true/false)")
+    raise _Bad(f"{show_repr(value)} is not a boolean (1/0, on/off, yes/no, true/false)")
 
 
 def _integer(value: object, low: int, high: int) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise _Bad(f"{_show(value)} is not an integer")
+        raise _Bad(f"{show_repr(value)} is not an integer")
     if isinstance(value, str):
         if not INTEGER_RE.fullmatch(value.strip()):
-            raise _Bad(f"{_show(value)} is not an integer")
+            raise _Bad(f"{show_repr(value)} is not an integer")
         value = int(value.strip())
     if not low <= value <= high:
         raise _Bad(f"{value} is out of range {low}-{high}")
@@ -100,41 +93,41 @@ def _integer(value: object, low: int, high: int) -> str:
 def _rate(value: object) -> str:
     """MB/s as a number >= 0, written without exponent or redundant zeros (``10.0`` -> ``10``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise _Bad(f"{_show(value)} is not a number")
+        raise _Bad(f"{show_repr(value)} is not a number")
     text = value.strip() if isinstance(value, str) else repr(value)
     if not NUMBER_RE.fullmatch(text):
-        raise _Bad(f"{_show(value)} is not a number")
+        raise _Bad(f"{show_repr(value)} is not a number")
     try:
         number = Decimal(text)
     except InvalidOperation:
-        raise _Bad(f"{_show(value)} is not a number") from None
+        raise _Bad(f"{show_repr(value)} is not a number") from None
     if number < 0:
-        raise _Bad(f"{_show(value)} is negative (the rate limit is in MB/s, 0 or more)")
+        raise _Bad(f"{show_repr(value)} is negative (the rate limit is in MB/s, 0 or more)")
     written = format(number.normalize(), "f")
     return "0" if written in ("-0", "") else written
 
 
 def _mac(value: object) -> str:
     if not isinstance(value, str) or not MAC_RE.fullmatch(value.strip()):
-        raise _Bad(f"{_show(value)} is not a unicast MAC address XX:XX:XX:XX:XX:XX")
+        raise _Bad(f"{show_repr(value)} is not a unicast MAC address XX:XX:XX:XX:XX:XX")
     return value.strip().upper()
 
 
 def _ident(value: object, what: str) -> str:
     if not isinstance(value, str) or not IDENT_RE.fullmatch(value):
-        raise _Bad(f"{_show(value)} is not a {what} (letters, digits, '-', '_', '.')")
+        raise _Bad(f"{show_repr(value)} is not a {what} (letters, digits, '-', '_', '.')")
     return value
 
 
 def _model(value: object) -> str:
     if value not in QEMU_MODELS:
-        raise _Bad(f"{_show(value)} is not a QEMU NIC model ({', '.join(QEMU_MODELS)})")
+        raise _Bad(f"{show_repr(value)} is not a QEMU NIC model ({', '.join(QEMU_MODELS)})")
     return str(value)
 
 
 def _vlan(text: str, original: object) -> int:
     if not text.isdigit():
-        raise _Bad(f"{_show(original)} is not a VLAN id")
+        raise _Bad(f"{show_repr(original)} is not a VLAN id")
     vid = int(text)
     if not VLAN_MIN <= vid <= VLAN_MAX:
         raise _Bad(f"VLAN id {vid} is out of range {VLAN_MIN}-{VLAN_MAX}")
@@ -148,7 +141,7 @@ def _trunk_items(value: object) -> list[object]:
         return list(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return [value]
-    raise _Bad(f"{_show(value)} is not a list of VLAN ids (e.g. [10, '20-30'] or '10;20-30')")
+    raise _Bad(f"{show_repr(value)} is not a list of VLAN ids (e.g. [10, '20-30'] or '10;20-30')")
 
 
 def trunk_ranges(value: object, guest_type: str) -> tuple[PortRange, ...]:
@@ -156,18 +149,18 @@ def trunk_ranges(value: object, guest_type: str) -> tuple[PortRange, ...]:
     ranges: list[PortRange] = []
     for item in _trunk_items(value):
         if isinstance(item, bool) or not isinstance(item, (int, str)):
-            raise _Bad(f"{_show(item)} is not a VLAN id or range")
+            raise _Bad(f"{show_repr(item)} is not a VLAN id or range")
         text = str(item).strip()
         first_text, dash, last_text = text.partition("-")
         first = _vlan(first_text, item)
         last = _vlan(last_text, item) if dash else first
         if dash and guest_type == LXC:
-            raise _Bad(f"{_show(item)} is a range; LXC containers take single VLAN ids (10;20;30)")
+            raise _Bad(f"{show_repr(item)} is a range; LXC containers take single VLAN ids (10;20;30)")
         if last < first:
-            raise _Bad(f"{_show(item)} is an empty VLAN range")
+            raise _Bad(f"{show_repr(item)} is an empty VLAN range")
         ranges.append(PortRange(first, last))
     if not ranges:
-        raise _Bad(f"{_show(value)} lists no VLAN")
+        raise _Bad(f"{show_repr(value)} lists no VLAN")
     merged: list[PortRange] = []
     for current in sorted(ranges):
         if merged and current.first <= merged[-1].last + (1 if guest_type == QEMU else 0):
@@ -190,10 +183,10 @@ def _ip_config(value: object, version: int) -> str:
             raise ValueError
         interface = ipaddress.ip_interface(value)
     except ValueError:
-        raise _Bad(f"{_show(value)} is not an IPv{version} address with prefix length or "
+        raise _Bad(f"{show_repr(value)} is not an IPv{version} address with prefix length or "
                    f"{' or '.join(words)}") from None
     if interface.version != version:
-        raise _Bad(f"{_show(value)} is not an IPv{version} address")
+        raise _Bad(f"{show_repr(value)} is not an IPv{version} address")
     return str(interface)
 
 
@@ -203,15 +196,15 @@ def _gateway(value: object, version: int) -> str:
             raise ValueError
         address = ipaddress.ip_address(value)
     except ValueError:
-        raise _Bad(f"{_show(value)} is not an IPv{version} address") from None
+        raise _Bad(f"{show_repr(value)} is not an IPv{version} address") from None
     if address.version != version:
-        raise _Bad(f"{_show(value)} is not an IPv{version} address")
+        raise _Bad(f"{show_repr(value)} is not an IPv{version} address")
     return str(address)
 
 
 def _veth(value: object) -> str:
     if value != "veth":
-        raise _Bad(f"{_show(value)} is not a container NIC type (veth)")
+        raise _Bad(f"{show_repr(value)} is not a container NIC type (veth)")
     return "veth"
 
 
@@ -252,7 +245,7 @@ def interface_number(interface: str) -> int:
     """``3`` for ``net3``; ValidationError for anything but net0..net31."""
     match = INTERFACE_RE.fullmatch(interface) if isinstance(interface, str) else None
     if match is None:
-        raise ValidationError(Issue("interface", f"{_show(interface)} is not a guest NIC net0..net{MAX_INTERFACES - 1}"))
+        raise ValidationError(Issue("interface", f"{show_repr(interface)} is not a guest NIC net0..net{MAX_INTERFACES - 1}"))
     return int(match.group(1))
 
 
@@ -269,7 +262,7 @@ def parse_nic(text: object, guest_type: str, *, path: str = "net", strict: bool 
     kind = _kind_name(guest_type)
 
     def bad(reason: str) -> ValidationError:
-        return ValidationError(Issue(path, f"{_show(text)} is not a valid {kind} NIC: {reason}"))
+        return ValidationError(Issue(path, f"{show_repr(text)} is not a valid {kind} NIC: {reason}"))
 
     if not isinstance(text, str) or not text.strip():
         raise bad("expected a property string such as " +
@@ -394,7 +387,7 @@ def desired_nic(guest_type: str, interface: str, current: Mapping[str, str] | No
     for option, keys in _OPTION_KEYS.items():
         if getattr(settings, option) is not None and keys[guest_type] is None:
             other = "LXC containers" if guest_type == QEMU else "QEMU VMs"
-            issues.append(Issue(option, f"{_show(getattr(settings, option))}: only for {other}, and the guest is "
+            issues.append(Issue(option, f"{show_repr(getattr(settings, option))}: only for {other}, and the guest is "
                                         f"{'a QEMU VM' if guest_type == QEMU else 'an LXC container'}"))
     if issues:
         raise ValidationError(issues)
@@ -562,7 +555,7 @@ def network_attachment(topology: Topology, name: str, tag: int | None = None) ->
         network = topology.network(name)
     except KeyError:
         known = ", ".join(names) if names else "none"
-        raise ValidationError(Issue("network", f"{_show(name)} is not a network of the topology "
+        raise ValidationError(Issue("network", f"{show_repr(name)} is not a network of the topology "
                                                f"(networks: {known})")) from None
     if network.type == "vlan":
         if tag is not None and tag != network.vlan:

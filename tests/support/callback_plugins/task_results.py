@@ -1,7 +1,7 @@
 # Copyright (c) ghostwarden.core contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Stdout callback of the integration tests: every task result, whole, as JSON.
+"""Stdout callback of the tests' playbook runs (tests/support/playbook.py): every task result, whole, as JSON.
 
 ansible-core has no JSON stdout callback (``json`` lives in ansible.posix), and the tests must
 read each task's full return value (``plan``, ``changes``, ``diff``, ``warnings``), which the

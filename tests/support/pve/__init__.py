@@ -8,5 +8,6 @@
 - :mod:`.state`: the cluster the server emulates (guests with pending changes, node networks,
   SDN, firewall, tasks) and the PVE behaviour on top of it.
 - :mod:`.server`: :class:`~.server.PveServer`, the HTTPS server on ``/api2/json``.
-- :mod:`.fixtures`: ``pve_lab()``, the ``pve_server`` pytest fixture and ``inside_netns()``.
+- :mod:`.fixtures`: ``pve_lab()`` and the ``pve_server`` pytest fixture (the namespace helpers, ``inside_netns()``
+  among them, are in :mod:`..netns`).
 """

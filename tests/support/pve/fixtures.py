@@ -8,7 +8,10 @@ namespace: the server listens on 127.0.0.1 inside ``gwpve-<hex>`` and clients ta
 there (in-process: ``with inside_netns(server.netns): ...``; a playbook:
 ``ip netns exec <ns> ansible-playbook ...``). Usage::
 
-    from ansible_collections.ghostwarden.core.tests.pve.fixtures import pve_server  # noqa: F401
+    from ansible_collections.ghostwarden.core.tests.support.netns import inside_netns
+    from ansible_collections.ghostwarden.core.tests.support.pve.fixtures import pve_server  # noqa: F401
+
+    pytestmark = pytest.mark.root                 # it makes a namespace: root only
 
     def test_x(pve_server):                       # PVE 8; for 9: parametrize indirect
         pve_server.add_qemu(100, node="pve1", name="web1")
@@ -19,38 +22,22 @@ there (in-process: ``with inside_netns(server.netns): ...``; a playbook:
     @pytest.mark.parametrize("pve_server", [8, 9], indirect=True)
     def test_both(pve_server): ...
 
-The fixture (and :func:`pve_lab`) adds node ``pve1`` and skips the test when not root or without ``ip``.
+The fixture (and :func:`pve_lab`) adds node ``pve1``; a test using it carries the ``root`` marker
+(tests/support/netns.py), and is skipped without ``ip``.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 
-from ansible_collections.ghostwarden.core.tests.pve.netns import inside_netns
-from ansible_collections.ghostwarden.core.tests.pve.schema import locate_schema_dir
-from ansible_collections.ghostwarden.core.tests.pve.server import PveServer
+from ansible_collections.ghostwarden.core.tests.support.netns import throwaway_netns
+from ansible_collections.ghostwarden.core.tests.support.pve.schema import locate_schema_dir
+from ansible_collections.ghostwarden.core.tests.support.pve.server import PveServer
 
-__all__ = ["inside_netns", "missing_requirement", "pve_lab", "pve_server", "requires_netns", "throwaway_netns"]
-
-
-def missing_requirement() -> str | None:
-    """Why the namespace cannot be made here, or None."""
-    if os.geteuid() != 0:
-        return "needs root to create a network namespace for the PVE test server"
-    if shutil.which("ip") is None:
-        return "needs the ip command (iproute2)"
-    return None
-
-
-requires_netns = pytest.mark.skipif(missing_requirement() is not None,
-                                    reason=missing_requirement() or "namespace tests can run")
+__all__ = ["pve_lab", "pve_server", "requires_schema"]
 
 
 # The official schema is reference data beside the project, not part of it: without it the
@@ -62,29 +49,12 @@ requires_schema = pytest.mark.skipif(
 
 
 @contextmanager
-def throwaway_netns(prefix: str = "gwpve") -> Iterator[str]:
-    """``ip netns add <prefix>-<hex>`` with lo up; always deleted afterwards."""
-    reason = missing_requirement()
-    if reason:
-        pytest.skip(reason)
-    name = f"{prefix}-{secrets.token_hex(4)}"
-    created = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True, check=False)
-    if created.returncode != 0:
-        pytest.skip(f"cannot create a network namespace: {created.stderr.strip()}")
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], capture_output=True, text=True, check=True)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "delete", name], capture_output=True, text=True, check=False)
-
-
-@contextmanager
 def pve_lab(version: int = 8, node: str = "pve1") -> Iterator[PveServer]:
     """A started PveServer (node ``node`` added) in its own namespace (``server.netns``); cleaned up always."""
-    with throwaway_netns() as namespace:
+    with throwaway_netns("gwpve", tools=("ip",)) as namespace:
         server = PveServer(version=version)
         server.add_node(node)
-        server.start(netns=namespace)
+        server.start(netns=namespace.name)
         try:
             yield server
         finally:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Union
 
 SCHEMA_DIR_ENV = "GHOSTWARDEN_PVE_SCHEMA_DIR"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 ParamValue = Union[str, list]
 

@@ -42,12 +42,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from ansible_collections.ghostwarden.core.tests.pve.netns import inside_netns
-from ansible_collections.ghostwarden.core.tests.pve.schema import (
+from ansible_collections.ghostwarden.core.tests.support.netns import inside_netns
+from ansible_collections.ghostwarden.core.tests.support.pve.schema import (
     LXC_NET_FORMAT, LXC_NET_FORMAT_V9, QEMU_NET_FORMAT, ApiSchema, locate_schema_dir, property_for, split_list,
     template_regex, validate_parameters,
 )
-from ansible_collections.ghostwarden.core.tests.pve.state import (
+from ansible_collections.ghostwarden.core.tests.support.pve.state import (
     FIREWALL_MACROS, FIREWALL_RULE_KEYS, PROTOCOLS_WITH_PORTS, SDN_ZONE_COMMON, SDN_ZONE_OPTIONS, SDN_ZONE_REQUIRED,
     ApiError, Cluster, FirewallFile, Guest, GuestUpdate, Node, ip_version, param_error, rule_listing,
 )

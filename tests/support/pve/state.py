@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.ghostwarden.core.tests.pve.schema import (
+from ansible_collections.ghostwarden.core.tests.support.pve.schema import (
     FormatError, parse_hotplug_features, parse_property_string, print_property_string,
 )
 

@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import subprocess
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,13 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._model impor
     StaticLease,
     Subnet,
     Topology,
+)
+
+from ansible_collections.ghostwarden.core.tests.support.netns import (
+    create_netns,
+    delete_netns,
+    missing_requirement,
+    throwaway_netns,
 )
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -88,17 +96,10 @@ def dnsmasq_check():
     """
     if shutil.which("dnsmasq") is None:
         pytest.skip("needs dnsmasq")
-    prefix: list = []
-    namespace = None
-    if os.geteuid() == 0:
-        if shutil.which("ip") is None:
-            pytest.skip("needs ip to make a namespace as root")
-        namespace = f"gwt-{secrets.token_hex(4)}"
-        created = subprocess.run(["ip", "netns", "add", namespace], capture_output=True, text=True, check=False)
-        if created.returncode != 0:
-            pytest.skip(f"cannot create a network namespace: {created.stderr.strip()}")
-        prefix = ["ip", "netns", "exec", namespace]
-    try:
+    with ExitStack() as stack:
+        prefix: list = []
+        if os.geteuid() == 0:  # not a root test: another user runs the check directly (it only parses)
+            prefix = ["ip", "netns", "exec", stack.enter_context(throwaway_netns(tools=("ip",))).name]
 
         def check(path: Path) -> subprocess.CompletedProcess:
             return subprocess.run(
@@ -110,9 +111,6 @@ def dnsmasq_check():
             )
 
         yield check
-    finally:
-        if namespace is not None:
-            subprocess.run(["ip", "netns", "delete", namespace], capture_output=True, check=False)
 
 
 def write_and_check(check, tmp_path: Path, files: dict) -> None:
@@ -380,9 +378,9 @@ def run(*argv: str) -> str:
 def test_the_example_instance_serves_dhcp_and_dns_in_a_lab(tmp_path):
     """The rendered example, started as dnsmasq in a lab namespace, leases to a client in another
     namespace with the gateway as router and DNS server, and answers for the client's name."""
-    missing = [tool for tool in ("ip", "dnsmasq", "busybox") if shutil.which(tool) is None]
-    if os.geteuid() != 0 or missing:
-        pytest.skip(f"needs root and {', '.join(missing) or 'namespaces'}")
+    reason = missing_requirement(("ip", "dnsmasq", "busybox"))
+    if reason:
+        pytest.skip(reason)
     host, client = f"gwt-{secrets.token_hex(4)}", f"gwt-{secrets.token_hex(4)}"
     state_dir = tmp_path / "state"
     (state_dir / "dnsmasq").mkdir(parents=True)
@@ -394,8 +392,8 @@ def test_the_example_instance_serves_dhcp_and_dns_in_a_lab(tmp_path):
     script.chmod(0o755)
     server = None
     try:
-        run("ip", "netns", "add", host)
-        run("ip", "netns", "add", client)
+        create_netns(host)
+        create_netns(client)
         run("ip", "-n", host, "link", "add", "gw-nat_dev", "type", "bridge")
         run("ip", "-n", host, "link", "add", "vp0", "type", "veth", "peer", "name", "vp1", "netns", client)
         run("ip", "-n", host, "link", "set", "vp0", "master", "gw-nat_dev")
@@ -426,4 +424,4 @@ def test_the_example_instance_serves_dhcp_and_dns_in_a_lab(tmp_path):
             server.terminate()
             server.communicate(timeout=30)
         for namespace in (host, client):
-            subprocess.run(["ip", "netns", "delete", namespace], capture_output=True, check=False)
+            delete_netns(namespace)

@@ -227,7 +227,7 @@ def test_directory_instead_of_file(tmp_path: Path) -> None:
 def test_file_that_is_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "latin1.yaml"
     path.write_bytes(b"name: caf\xe9\n")
-    assert str(load_error(str(path))) == f"{path}: not UTF-8 text (invalid continuation byte at byte 9)"
+    assert str(load_error(str(path))) == f"{path}: the profile file is not UTF-8 text (invalid continuation byte at byte 9)"
 
 
 def test_upper_case_extension(tmp_path: Path) -> None:

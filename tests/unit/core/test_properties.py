@@ -20,7 +20,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors impo
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import Topology
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._nft import render_replace_script, render_ruleset
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology import parse_topology
-from ansible_collections.ghostwarden.core.tests.unit.netns import lab_netns, requires_netns  # noqa: F401  pylint: disable=unused-import
+from ansible_collections.ghostwarden.core.tests.support.netns import lab_netns, requires_netns  # noqa: F401  pylint: disable=unused-import
 
 PROFILES = ["routed-tight", "public-web", "l2-lan", "proxmox-cluster", "proxmox-storage", "proxmox-backup",
             "proxmox-dmz"]

@@ -469,6 +469,6 @@ def test_unreadable_and_unknown_files(tmp_path: Path) -> None:
     binary = tmp_path / "binary.yaml"
     binary.write_bytes(b"version: 1\n\xff\xfe")
     assert errors(lambda: load_topology_file(str(binary))) == [
-        f"{binary}: the topology file is not UTF-8 text (byte 11)"]
+        f"{binary}: the topology file is not UTF-8 text (invalid start byte at byte 11)"]
     assert errors(lambda: load_topology_file(str(tmp_path))) == [
         f"{tmp_path}: unknown topology file type '(none)' (use .toml, .yaml, .yml or .json)"]

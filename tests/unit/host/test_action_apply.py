@@ -199,3 +199,18 @@ def test_async_is_refused():
     plugin._task.async_val = 60
     with pytest.raises(AnsibleActionFail, match="does not support async"):
         plugin.run(task_vars={})
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"topology": {}, "src": "/etc/ghostwarden/ghostnet.toml"}, "parameters are mutually exclusive: topology|src"),
+    ({"state": "confirmed"}, "state is confirmed but all of the following are missing: confirm_token"),
+    ({"topology": {}, "confirm_timout": 30},
+     "Unsupported parameters for (ghostwarden.core.ghostwarden_apply) module: confirm_timout. Supported parameters "
+     "include: confirm_timeout, confirm_token, generation, history, management_from_connection, netns, probes, src, "
+     "state, state_dir, topology."),
+])
+def test_options_the_module_refuses_fail_before_it_runs(args, message):
+    plugin, log, dummy = action([], args=args)
+    result = plugin.run(task_vars={})
+    assert (result["failed"], result["msg"]) == (True, message)
+    assert log == []

@@ -15,7 +15,7 @@ import signal
 import stat
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,7 +33,8 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._model impor
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._dnsmasq_control import DnsmasqControl, InstanceStatus
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._runner import CommandResult, CommandRunner
-from ansible_collections.ghostwarden.core.tests.unit.netns import NetNS, missing_requirement, throwaway_netns
+from ansible_collections.ghostwarden.core.tests.support.netns import NetNS, missing_requirement, throwaway_netns
+from ansible_collections.ghostwarden.core.tests.support.recorder import Recorder
 
 LEASES = """\
 1764094500 52:54:00:AA:00:0b 10.40.0.120 * *
@@ -43,18 +44,6 @@ duid 00:01:00:01:2c:2f:6e:63:52:54:00:00:00:01
 1764094600 1234 2001:db8:40::1005 v6host 00:01:00:01:2c:2f:6e:63:52:54:00:aa:00:0a
 garbage line
 """
-
-
-class Recorder:
-    """A run function that answers from a list and records what was run."""
-
-    def __init__(self, *answers: CommandResult) -> None:
-        self.answers = list(answers)
-        self.calls: list[list[str]] = []
-
-    def __call__(self, argv: Sequence[str], stdin: str | None) -> CommandResult:
-        self.calls.append(list(argv))
-        return self.answers.pop(0)
 
 
 def network(name: str, octet: int, **changes) -> Network:

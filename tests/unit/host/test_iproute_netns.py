@@ -29,7 +29,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state 
     LinkState,
     Operation,
 )
-from ansible_collections.ghostwarden.core.tests.unit.netns import NetNS, requires_netns, throwaway_netns
+from ansible_collections.ghostwarden.core.tests.support.netns import NetNS, requires_netns, throwaway_netns
 
 pytestmark = [pytest.mark.root, requires_netns]
 

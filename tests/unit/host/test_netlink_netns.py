@@ -37,7 +37,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state 
     empty_state,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology import parse_topology
-from ansible_collections.ghostwarden.core.tests.unit.netns import NetNS, netns, requires_netns
+from ansible_collections.ghostwarden.core.tests.support.netns import NetNS, netns, requires_netns
 
 pytestmark = [pytest.mark.root, requires_netns]
 

@@ -20,7 +20,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.host._netlink imp
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._plan import desired_state, plan
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state import HostState
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology import parse_topology
-from ansible_collections.ghostwarden.core.tests.unit.netns import requires_netns, throwaway_netns
+from ansible_collections.ghostwarden.core.tests.support.netns import requires_netns, throwaway_netns
 
 pytestmark = [pytest.mark.root, requires_netns]
 

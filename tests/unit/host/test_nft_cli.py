@@ -9,15 +9,14 @@ the second runs the real nft as root inside throwaway namespaces.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import BackendError, RenderError
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._nft import render_replace_script
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._nft_cli import NftCli
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._runner import CommandResult, CommandRunner
-from ansible_collections.ghostwarden.core.tests.unit.netns import NetNS, netns, requires_netns
+from ansible_collections.ghostwarden.core.tests.support.netns import NetNS, netns, requires_netns
+from ansible_collections.ghostwarden.core.tests.support.recorder import StdinRecorder as Recorder
 from ansible_collections.ghostwarden.core.tests.unit.core.test_nft import golden_ruleset
 
 __all__ = ["netns"]  # the fixture, imported for pytest
@@ -40,18 +39,6 @@ SMALL = """table inet ghostwarden {
 \t}
 }
 """
-
-
-class Recorder:
-    """A run function that answers from a list and records what was run."""
-
-    def __init__(self, *answers: CommandResult) -> None:
-        self.answers = list(answers)
-        self.calls: list[tuple[list[str], str | None]] = []
-
-    def __call__(self, argv: Sequence[str], stdin: str | None) -> CommandResult:
-        self.calls.append((list(argv), stdin))
-        return self.answers.pop(0)
 
 
 def recorded(*answers: CommandResult, netns_name: str | None = None) -> tuple[NftCli, Recorder]:

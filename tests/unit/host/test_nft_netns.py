@@ -11,8 +11,6 @@ across two networks, DNAT, hairpin, masquerade, the management guard, IPv6.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -26,7 +24,8 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._nft import 
     render_replace_script,
     render_ruleset,
 )
-from ansible_collections.ghostwarden.core.tests.unit.netns import NetNS, netns, requires_netns, throwaway_netns
+from ansible_collections.ghostwarden.core.tests.support.netns import NetNS, netns, requires_netns, throwaway_netns
+from ansible_collections.ghostwarden.core.tests.support.traffic import start_tcp_server, tcp_client
 from ansible_collections.ghostwarden.core.tests.unit.core.test_nft import GOLDEN_CASES, golden_ruleset
 from ansible_collections.ghostwarden.core.tests.unit.core.test_nft_topologies import forward, ports, routed, subnet, topology
 
@@ -96,48 +95,6 @@ def test_a_failing_replace_changes_nothing(netns: NetNS) -> None:
 
 # -- packets through a loaded table -----------------------------------------------------------
 
-SERVER = r"""
-import selectors, socket, sys
-# Ports written "7002h" hold their connections open (for connection limits).
-name, specs = sys.argv[1], sys.argv[2:]
-ports, held, open_connections = [int(spec.rstrip("h")) for spec in specs], set(), []
-held = {int(spec[:-1]) for spec in specs if spec.endswith("h")}
-selector = selectors.DefaultSelector()
-for port in ports:
-    listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    listener.bind(("::", port))
-    listener.listen(16)
-    selector.register(listener, selectors.EVENT_READ)
-print("ready", flush=True)
-while True:
-    for key, _ in selector.select():
-        connection, peer = key.fileobj.accept()
-        address = peer[0][7:] if peer[0].startswith("::ffff:") else peer[0]
-        connection.sendall(f"{name} {address}\n".encode())
-        if key.fileobj.getsockname()[1] in held:
-            open_connections.append(connection)
-        else:
-            connection.close()
-"""
-
-CLIENT = r"""
-import socket, sys
-# Opens argv[4] (default 1) connections one after the other and keeps them open until it ends.
-address, port, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-results, connections = [], []
-for _attempt in range(int(sys.argv[4]) if len(sys.argv) > 4 else 1):
-    try:
-        connection = socket.create_connection((address, port), timeout=timeout)
-        connection.settimeout(timeout)
-        connections.append(connection)
-        results.append(connection.makefile().readline().strip())
-    except OSError as error:
-        results.append(f"failed: {type(error).__name__}")
-print("; ".join(results))
-"""
-
 LAB_A = Profile(
     name="lab-a", description="A: HTTP in; no port 8081 out; nothing to the host", ingress_action="drop",
     egress_action="accept", host_action="drop",
@@ -177,13 +134,11 @@ class Lab:
     out: NetNS
 
     def connect(self, client: NetNS, address: str, port: int, timeout: float = 1.0, count: int = 1) -> str:
-        return client.run(sys.executable, "-c", CLIENT, address, str(port), str(timeout), str(count)).stdout.strip()
+        return client.run(*tcp_client(address, port, timeout, count)).stdout.strip()
 
 
 def _serve(namespace: NetNS, name: str, *server_ports: int | str) -> None:
-    process = namespace.spawn(sys.executable, "-c", SERVER, name, *map(str, server_ports), stdout=subprocess.PIPE,
-                              text=True)
-    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    start_tcp_server(namespace.spawn, name, *server_ports, what=f"TCP server {name} in {namespace}")
 
 
 @pytest.fixture

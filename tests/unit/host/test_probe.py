@@ -26,17 +26,8 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.host._runner impo
     CommandRunner,
     subprocess_run,
 )
-from ansible_collections.ghostwarden.core.tests.unit.netns import NetNS, missing_requirement, throwaway_netns
-
-
-class Recorder:
-    def __init__(self, *answers: CommandResult) -> None:
-        self.answers = list(answers)
-        self.calls: list[list[str]] = []
-
-    def __call__(self, argv: Sequence[str], stdin: str | None) -> CommandResult:
-        self.calls.append(list(argv))
-        return self.answers.pop(0)
+from ansible_collections.ghostwarden.core.tests.support.netns import NetNS, requires_tools, throwaway_netns
+from ansible_collections.ghostwarden.core.tests.support.recorder import Recorder
 
 
 @pytest.mark.parametrize("probes, errors", [
@@ -154,6 +145,7 @@ def timed(probes: list[dict], namespace: NetNS, run=subprocess_run) -> tuple[lis
     return results, time.monotonic() - started
 
 
+@pytest.mark.root
 def test_tcp_connects_refuses_fast_and_times_out(lab: NetNS):
     listener = lab.spawn("python3", "-c", "import socket, time\n"
                                           "s = socket.socket(); s.bind(('127.0.0.1', 8022)); s.listen()\n"
@@ -198,6 +190,7 @@ def ping_run(tmp_path: Path):
     return run
 
 
+@pytest.mark.root
 def test_ping_answers_and_times_out(lab: NetNS, ping_run):
     answered, dummy = timed([{"ping": "127.0.0.1"}], lab, ping_run)
     assert answered[0].ok, answered[0]
@@ -209,8 +202,8 @@ def test_ping_answers_and_times_out(lab: NetNS, ping_run):
     assert seconds < 2.5, seconds
 
 
-@pytest.mark.skipif(missing_requirement(("ip", "nft", "dnsmasq", "getent")) is not None,
-                    reason=missing_requirement(("ip", "nft", "dnsmasq", "getent")) or "can run")
+@pytest.mark.root
+@requires_tools("ip", "nft", "dnsmasq", "getent")
 def test_dns_resolves_through_the_namespaces_resolver(lab: NetNS, tmp_path: Path):
     # ip netns exec bind-mounts /etc/netns/<name>/resolv.conf over /etc/resolv.conf.
     netns_etc = Path("/etc/netns") / lab.name

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -20,22 +19,11 @@ import pytest
 from ansible_collections.ghostwarden.core.plugins.module_utils.host import _timer
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import BackendError, ValidationError
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._runner import CommandResult, CommandRunner
-from ansible_collections.ghostwarden.core.tests.unit.netns import throwaway_netns
+from ansible_collections.ghostwarden.core.tests.support.netns import throwaway_netns
+from ansible_collections.ghostwarden.core.tests.support.recorder import Recorder
 
 TOKEN = "0123abcd"
 REPO_TESTS = Path(__file__).resolve().parents[2]
-
-
-class Recorder:
-    """A run function answering from a list and keeping every argv."""
-
-    def __init__(self, *answers: CommandResult) -> None:
-        self.answers = list(answers)
-        self.calls: list[list[str]] = []
-
-    def __call__(self, argv: Sequence[str], stdin: str | None) -> CommandResult:
-        self.calls.append(list(argv))
-        return self.answers.pop(0)
 
 
 def write_script(directory: Path, output: Path, text: str = "fired") -> Path:
@@ -143,6 +131,7 @@ def test_disarm_never_kills_a_process_that_is_not_the_timers_sleep(tmp_path):
         unrelated.wait()
 
 
+@pytest.mark.root
 def test_the_script_runs_inside_the_runners_namespace(tmp_path):
     with throwaway_netns() as namespace:
         output = tmp_path / "out"

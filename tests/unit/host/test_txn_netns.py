@@ -32,13 +32,9 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.host._txn import 
     rollback_script,
     write_persistence,
 )
-from ansible_collections.ghostwarden.core.tests.unit.netns import NetNS, missing_requirement, throwaway_netns
+from ansible_collections.ghostwarden.core.tests.support.netns import NetNS, requires_tools, throwaway_netns
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(missing_requirement(("ip", "bridge", "nft", "dnsmasq", "flock", "sysctl")) is not None,
-                       reason=missing_requirement(("ip", "bridge", "nft", "dnsmasq", "flock", "sysctl")) or "ok"),
-]
+pytestmark = [pytest.mark.root, requires_tools("ip", "bridge", "nft", "dnsmasq", "flock", "sysctl")]
 
 
 def topology(*, with_lan: bool, with_new: bool, lease: str) -> dict:

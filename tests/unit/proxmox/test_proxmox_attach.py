@@ -6,11 +6,16 @@ playbook tests do not reach. Root only (the server runs in a throwaway network n
 
 from __future__ import annotations
 
+import pytest
+
 from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._client import ConnectionParams, ProxmoxClient
 from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._attach import AttachRequest, attach
 from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._nic import NicSettings
-from ansible_collections.ghostwarden.core.tests.pve.fixtures import inside_netns, pve_server  # noqa: F401  pylint: disable=unused-import
-from ansible_collections.ghostwarden.core.tests.pve.server import PveServer
+from ansible_collections.ghostwarden.core.tests.support.netns import inside_netns
+from ansible_collections.ghostwarden.core.tests.support.pve.fixtures import pve_server  # noqa: F401  pylint: disable=unused-import
+from ansible_collections.ghostwarden.core.tests.support.pve.server import PveServer
+
+pytestmark = pytest.mark.root
 
 MAC1 = "BC:24:11:00:00:02"
 

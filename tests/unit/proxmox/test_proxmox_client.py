@@ -25,8 +25,9 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._client i
     ProxmoxTaskError,
     check_connection_params,
 )
-from ansible_collections.ghostwarden.core.tests.pve.fixtures import inside_netns, pve_server, requires_schema  # noqa: F401  pylint: disable=unused-import
-from ansible_collections.ghostwarden.core.tests.pve.server import PveServer
+from ansible_collections.ghostwarden.core.tests.support.netns import inside_netns
+from ansible_collections.ghostwarden.core.tests.support.pve.fixtures import pve_server, requires_schema  # noqa: F401  pylint: disable=unused-import
+from ansible_collections.ghostwarden.core.tests.support.pve.server import PveServer
 
 SECRET = "5f0e3c36-1c62-4d7b-9a55-2b9a1f0c7e11"
 UPID = "UPID:pve1:0000A1B2:0012D687:6745A1B2:qmconfig:100:root@pam!ci:"
@@ -295,6 +296,7 @@ def connect(server: PveServer, **overrides: object) -> ProxmoxClient:
     return ProxmoxClient.connect(ConnectionParams(server.host, **options))  # type: ignore[arg-type]
 
 
+@pytest.mark.root
 @pytest.mark.parametrize(("pve_server", "version"), [(8, (8, 2)), (9, (9, 0))], indirect=["pve_server"])
 def test_token_and_ticket_clients(pve_server: PveServer, version: tuple[int, int]) -> None:
     pve_server.add_qemu(100, node="pve1", name="web1")
@@ -311,6 +313,7 @@ def test_token_and_ticket_clients(pve_server: PveServer, version: tuple[int, int
         ("POST", "/access/ticket", 200)]
 
 
+@pytest.mark.root
 @pytest.mark.filterwarnings("ignore:Unverified HTTPS request")  # validate_certs: false, on purpose
 def test_wrong_credentials_and_certificates(pve_server: PveServer) -> None:
     with inside_netns(pve_server.netns):
@@ -331,6 +334,7 @@ def test_wrong_credentials_and_certificates(pve_server: PveServer) -> None:
         "lab only, validate_certs: false")
 
 
+@pytest.mark.root
 @requires_schema
 def test_schema_refusals_and_tasks(pve_server: PveServer) -> None:
     pve_server.add_qemu(100, node="pve1", name="web1", running=True, config={"net0": "virtio,bridge=vmbr0"})
@@ -353,6 +357,7 @@ def test_schema_refusals_and_tasks(pve_server: PveServer) -> None:
     assert "net2" not in pve_server.guest_config(100, current=False)
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("options", [
     {"api_token_secret": SECRET + "\n"},  # a secret from a YAML block scalar (|) ends with a newline
     {"api_token_secret": SECRET + "\r\n"},

@@ -22,7 +22,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._import i
     read_proxmox,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology import parse_topology
-from ansible_collections.ghostwarden.core.tests.pve.state import FIREWALL_MACROS
+from ansible_collections.ghostwarden.core.tests.support.pve.state import FIREWALL_MACROS
 
 
 def run_import(interfaces: list[dict], **firewall: Any):

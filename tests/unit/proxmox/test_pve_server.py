@@ -13,12 +13,13 @@ import re
 
 import pytest
 
-from ansible_collections.ghostwarden.core.tests.pve.fixtures import inside_netns, pve_server, requires_schema  # noqa: F401  pylint: disable=unused-import
-from ansible_collections.ghostwarden.core.tests.pve.schema import (
+from ansible_collections.ghostwarden.core.tests.support.netns import inside_netns
+from ansible_collections.ghostwarden.core.tests.support.pve.fixtures import pve_server, requires_schema  # noqa: F401  pylint: disable=unused-import
+from ansible_collections.ghostwarden.core.tests.support.pve.schema import (
     QEMU_NET_FORMAT, ApiSchema, locate_schema_dir, parse_property_string, print_property_string, validate_parameters,
 )
-from ansible_collections.ghostwarden.core.tests.pve.server import PveServer
-from ansible_collections.ghostwarden.core.tests.pve.state import random_mac
+from ansible_collections.ghostwarden.core.tests.support.pve.server import PveServer
+from ansible_collections.ghostwarden.core.tests.support.pve.state import random_mac
 
 proxmoxer = pytest.importorskip("proxmoxer")
 requests = pytest.importorskip("requests")
@@ -108,6 +109,7 @@ def test_without_the_schema_files_the_server_still_canonicalises(tmp_path):
 # Over HTTPS from inside the namespace
 
 
+@pytest.mark.root
 def test_token_and_ticket_auth_and_the_401s(pve_server):
     with inside_netns(pve_server.netns):
         assert pve_server.client().version.get()["release"] == "8.2"
@@ -132,6 +134,7 @@ def test_token_and_ticket_auth_and_the_401s(pve_server):
         assert session.get(f"{pve_server.url}/nodes", cookies={"PVEAuthCookie": ticket}, timeout=5).status_code == 200
 
 
+@pytest.mark.root
 def test_canonical_netn_mac_generation_and_digest(pve_server):
     pve_server.add_qemu(100, node="pve1", name="web1", config={"net0": "virtio=BC:24:11:00:00:01,bridge=vmbr0"})
     pve_server.add_lxc(200, node="pve1", name="ct1", config={"net0": "name=eth0,bridge=vmbr0,ip=dhcp"})
@@ -164,6 +167,7 @@ def test_canonical_netn_mac_generation_and_digest(pve_server):
         assert (error.status_code, error.content) == (501, "Method 'POST /nodes/pve1/lxc/200/config' not implemented")
 
 
+@pytest.mark.root
 @requires_schema
 def test_schema_refusals_over_the_wire(pve_server):
     pve_server.add_qemu(100, node="pve1", name="web1")
@@ -187,6 +191,7 @@ def test_schema_refusals_over_the_wire(pve_server):
     assert [record.status for record in pve_server.requests] == [400, 400, 400, 500, 400]
 
 
+@pytest.mark.root
 def test_running_vm_without_network_hotplug_keeps_nic_changes_pending(pve_server):
     pve_server.add_qemu(101, node="pve1", name="web2", running=True, hotplug="disk,usb",
                         config={"net0": "virtio=BC:24:11:00:00:02,bridge=vmbr0"})
@@ -215,6 +220,7 @@ def test_running_vm_without_network_hotplug_keeps_nic_changes_pending(pve_server
     assert "net0" not in pve_server.guest_config(101)
 
 
+@pytest.mark.root
 def test_upid_task_status_warnings_and_failures(pve_server):
     pve_server.add_qemu(100, node="pve1", name="web1")
     with inside_netns(pve_server.netns):
@@ -242,6 +248,7 @@ def test_upid_task_status_warnings_and_failures(pve_server):
         assert api.nodes("pve1").tasks(upid).status.get()["status"] == "stopped"
 
 
+@pytest.mark.root
 def test_unknown_paths_and_version_specific_endpoints(pve_server):
     with inside_netns(pve_server.netns):
         api = pve_server.client()
@@ -255,6 +262,7 @@ def test_unknown_paths_and_version_specific_endpoints(pve_server):
         assert error.content == "Configuration file 'nodes/pve1/qemu-server/100.conf' does not exist"
 
 
+@pytest.mark.root
 def test_node_network_is_staged_until_applied(pve_server):
     pve_server.add_network("pve1", "eno1", type="eth")
     pve_server.add_network("pve1", "vmbr0", bridge_ports="eno1", cidr="192.0.2.10/24", gateway="192.0.2.1",
@@ -289,6 +297,7 @@ def test_node_network_is_staged_until_applied(pve_server):
         assert error.errors == {"iface": "interface does not exist"}
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("pve_server", [9], indirect=True)
 def test_sdn_create_pending_apply_and_lock(pve_server):
     with inside_netns(pve_server.netns):
@@ -318,6 +327,7 @@ def test_sdn_create_pending_apply_and_lock(pve_server):
         assert pve_server.sdn_state()["pending"]["vnets"]["vnet1"]["tag"] == "10"
 
 
+@pytest.mark.root
 def test_firewall_rules_insert_at_zero_and_ipsets(pve_server):
     with inside_netns(pve_server.netns):
         firewall = pve_server.client().cluster.firewall
@@ -340,6 +350,7 @@ def test_firewall_rules_insert_at_zero_and_ipsets(pve_server):
     assert state["ipsets"] == {"lab_hosts": {"comment": "lab", "entries": [{"cidr": "192.0.2.5"}]}}
 
 
+@pytest.mark.root
 def test_request_log_and_clear(pve_server):
     pve_server.add_qemu(100, node="pve1", name="web1")
     with inside_netns(pve_server.netns):
@@ -362,6 +373,7 @@ def test_host_managed_is_a_pve9_container_nic_key():
         "net0": "invalid format - invalid key in comma-separated list property: host-managed\n"}
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("pve_server", [9], indirect=True)
 def test_hotplug_with_network_and_running_containers_apply_nic_changes_live(pve_server):
     pve_server.add_qemu(100, node="pve1", name="web1", running=True,
@@ -383,6 +395,7 @@ def test_hotplug_with_network_and_running_containers_apply_nic_changes_live(pve_
         assert {item["key"]: item.get("pending") for item in container.pending.get()}["rootfs"] == "local:8"
 
 
+@pytest.mark.root
 def test_guest_firewall_and_vnets_among_the_bridges(pve_server):
     pve_server.add_network("pve1", "vmbr0", bridge_ports="", autostart=True)
     pve_server.add_network("pve1", "vmbr0.30", type="vlan")
@@ -408,6 +421,7 @@ def test_guest_firewall_and_vnets_among_the_bridges(pve_server):
     assert pve_server.firewall_state()["guests"][100]["options"] == {"enable": "1", "policy_in": "DROP"}
 
 
+@pytest.mark.root
 def test_after_request_hook_stages_a_concurrent_edit(pve_server):
     pve_server.add_qemu(100, node="pve1", name="web1")
     edits = []
