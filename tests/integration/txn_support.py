@@ -30,6 +30,7 @@ from pathlib import Path
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._nft import normalise_ruleset
 from ansible_collections.ghostwarden.core.tests.integration.lab import Lab
+from ansible_collections.ghostwarden.core.tests.support.processes import communicate_within
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS_PATH = ROOT / ".cache" / "collections"
@@ -90,12 +91,7 @@ def start_module(directory: Path, arguments: dict, *, check: bool = False, diff:
 
 
 def finish_module(process: subprocess.Popen, timeout: float = MODULE_TIMEOUT) -> ModuleRun:
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        stdout, stderr = process.communicate()
-        raise AssertionError(f"the module ran longer than {timeout:g}s:\n{stdout[-3000:]}{stderr[-3000:]}") from None
+    stdout, stderr = communicate_within(process, timeout, "the module", tail=3000)
     try:
         result = json.loads(stdout) if stdout.strip() else None
     except ValueError:

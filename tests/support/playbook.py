@@ -30,6 +30,8 @@ from typing import Any
 
 import yaml
 
+from ansible_collections.ghostwarden.core.tests.support.processes import communicate_within
+
 ROOT = Path(__file__).resolve().parents[2]
 # The collections root this module was imported from (<root>/ansible_collections/ghostwarden/core/
 # tests/support/playbook.py, not resolved): where tests/conftest.py links the working tree.
@@ -172,12 +174,7 @@ def finish_playbook(running: RunningPlaybook, *, timeout: float = PLAY_TIMEOUT) 
     """Wait (bounded) for the run to end; its task results (none without a results file)."""
     process = running.process
     command = " ".join(process.args)  # type: ignore[arg-type]
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        stdout, stderr = process.communicate()
-        raise AssertionError(f"ansible-playbook ran longer than {timeout:g}s:\n$ {command}\n{stdout}{stderr}") from None
+    stdout, stderr = communicate_within(process, timeout, "ansible-playbook", context=f"$ {command}\n")
     output = f"$ {command}\n{stdout}{stderr}"
     if running.results_file is None:
         return PlayResults([], {}, process.returncode, output)

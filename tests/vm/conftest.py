@@ -21,13 +21,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -37,9 +34,8 @@ from ansible_collections.ghostwarden.core.tests.support.playbook import (
     PlayResults,
     TaskResult,
     module_task,
-    playbook_environment,
+    run_playbook,
 )
-from ansible_collections.ghostwarden.core.tests.support.playbook import ansible_playbook as _ansible_playbook
 from ansible_collections.ghostwarden.core.tests.support.traffic import (
     FRAME_CAPTURE,
     FrameCapture,
@@ -118,11 +114,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             report.sections.append((f"console of {guest.name} (last lines)", guest.console_tail(30)))
 
 
-@dataclass
-class HostResult(TaskResult):
-    host: str = ""
-
-
 class GuestPlays:
     """Runs plays against the lab's guests: ``plays(tasks, hosts="vm1")`` or ``plays.playbook(path)``."""
 
@@ -145,32 +136,16 @@ class GuestPlays:
 
     def playbook(self, playbook: Path | str, *, check: bool = False, diff: bool = False,
                  extra_vars: dict | None = None) -> PlayResults:
-        results_file = self.workdir / f"results{self.count}-{secrets.token_hex(2)}.json"
-        argv = [str(_ansible_playbook()), "-i", str(self.inventory), str(playbook)]
-        argv += ["--check"] if check else []
-        argv += ["--diff"] if diff else []
-        if extra_vars:
-            argv += ["--extra-vars", json.dumps(extra_vars)]
-        environment = playbook_environment(self.workdir, results_file=results_file)
-        environment.update({
-            "ANSIBLE_HOST_KEY_CHECKING": "false",
-            "ANSIBLE_PIPELINING": "true",
-            "ANSIBLE_TIMEOUT": "30",
-            # Per run: connections a guest forgot when it was reverted are never reused.
-            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.workdir / "cp"),
-        })
-        started = time.monotonic()
-        completed = subprocess.run(["ip", "netns", "exec", self.lab.namespace, *argv], cwd=self.workdir,
-                                   env=environment, capture_output=True, text=True, timeout=PLAY_TIMEOUT,
-                                   check=False)
-        output = (f"$ {' '.join(argv)}  ({time.monotonic() - started:.0f}s)\n"
-                  f"{completed.stdout}{completed.stderr}")
-        if not results_file.exists():
-            raise AssertionError(f"ansible-playbook wrote no results (exit status {completed.returncode}):\n{output}")
-        document = json.loads(results_file.read_text())
-        tasks = [HostResult(entry["task"], entry["action"], entry["status"], entry["result"], entry["host"])
-                 for entry in document["tasks"]]
-        return PlayResults(tasks, document["stats"], completed.returncode, output)
+        """Run ``playbook`` from inside the lab's namespace (where the guests are reachable) over SSH."""
+        return run_playbook(playbook, workdir=self.workdir, inventory=self.inventory, check=check, diff=diff,
+                            extra_vars=extra_vars, netns=self.lab.namespace, stats_host=None, timeout=PLAY_TIMEOUT,
+                            environment={
+                                "ANSIBLE_HOST_KEY_CHECKING": "false",
+                                "ANSIBLE_PIPELINING": "true",
+                                "ANSIBLE_TIMEOUT": "30",
+                                # Per run: connections a guest forgot when it was reverted are never reused.
+                                "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.workdir / "cp"),
+                            })
 
 
 @pytest.fixture
@@ -184,9 +159,9 @@ def task():
     return module_task
 
 
-def by_host(results: PlayResults, task_name_part: str = "") -> dict[str, HostResult]:
+def by_host(results: PlayResults, task_name_part: str = "") -> dict[str, TaskResult]:
     """The results of one task (the first whose name contains ``task_name_part``) by host."""
-    found: dict[str, HostResult] = {}
+    found: dict[str, TaskResult] = {}
     for result in results:
         if task_name_part in result.name and result.host not in found:
             found[result.host] = result  # type: ignore[assignment]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._dnsmasq import render_dnsmasq
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import Issue, ValidationError
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state import HostState, empty_state
-from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import Topology
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import DEFAULT_STATE_DIR, Topology
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._nft import render_ruleset
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._plan import desired_state, plan
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology import (
@@ -26,7 +26,6 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology im
     topology_to_dict,
 )
 
-DEFAULT_STATE_DIR = "/var/lib/ghostwarden"
 
 
 @dataclass(frozen=True)

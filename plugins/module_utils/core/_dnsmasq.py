@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from typing import Dict, List
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import RenderError
-from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import DhcpRange, Network, Topology
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import DEFAULT_STATE_DIR, DhcpRange, Network, Topology
 
-DEFAULT_STATE_DIR = "/var/lib/ghostwarden"
 
 # dnsmasq reads a value up to the end of the line and splits it at commas: every value written
 # is checked against this, so no input can add a line or a field (the topology is validated

@@ -29,6 +29,8 @@ NFT_FAMILY = "inet"
 NFT_TABLE = "ghostwarden"
 # Kernel-visible ownership mark of links the collection created: ifalias "ghostwarden:<network>".
 OWNER_ALIAS_PREFIX = "ghostwarden:"
+# Where the collection keeps its records, dnsmasq files and journals unless told otherwise.
+DEFAULT_STATE_DIR = "/var/lib/ghostwarden"
 
 
 @dataclass(frozen=True, order=True)

@@ -25,10 +25,10 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors impo
     MissingDependencyError,
     ValidationError,
 )
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import DEFAULT_STATE_DIR
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._driver import ApplyResult, HostDriver, diff_of
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._runner import CommandResult, CommandRunner
 
-DEFAULT_STATE_DIR = "/var/lib/ghostwarden"
 NETNS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 HOST_ARGUMENT_SPEC = dict(
