@@ -27,7 +27,6 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology im
 )
 
 
-
 @dataclass(frozen=True)
 class CompiledTopology:
     topology: Topology
