@@ -199,7 +199,7 @@ def test_the_unit_tests_that_need_vlans_pass_on_the_guest_kernel(guests) -> None
     """The backend's VLAN cases (``-m vlan_kernel``), which `make units` leaves out on kernels
     without 802.1Q, run here against the guest's kernel with Debian's pyroute2."""
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--",
-                             "plugins", "tests/conftest.py", "tests/unit", "pytest.ini"],
+                             "plugins", "tests/conftest.py", "tests/support", "tests/unit", "pytest.ini"],
                             cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w:gz") as tar:
