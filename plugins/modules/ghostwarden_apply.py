@@ -35,7 +35,13 @@ attributes:
     support: full
   check_mode:
     support: full
-    details: Check mode returns the full plan that a real run would execute, and the dnsmasq processes it would start.
+    details: >-
+      Check mode returns the full plan that a real run would execute, and the dnsmasq processes it would start. It
+      writes nothing - not the state directory, its lock file, journal, history or boot files, no dnsmasq file or
+      process, no timer. An unfinished earlier apply is reported in RV(recovery) and not rolled back; RV(plan) is
+      then what the real run executes after rolling it back. A new ruleset is checked with C(nft -c) in the target
+      namespace; a ruleset the kernel refuses fails the check run naming its line, as it fails a real run before
+      any change.
   diff_mode:
     support: full
     details: >-
@@ -53,7 +59,25 @@ options:
       - Path of a topology file on the managed node, in this collection's format or the original CLI's.
       - The format follows the suffix - C(.toml), C(.yaml), C(.yml) or C(.json).
       - Exactly one of O(topology) and O(src) is required, except with O(state=absent) and O(state=gathered).
+      - Profile files in the directory C(policies) beside this file are found before those of O(policy_dirs).
     type: path
+  policy_dirs:
+    description:
+      - Directories on the node the module runs on where a network's C(policy_profile) is looked for when it names
+        neither a profile under C(policies) of the topology nor a built-in profile.
+      - In each directory, in the order given, C(<name>.toml), C(<name>.yaml) and C(<name>.yml) are tried; the first
+        file found is read. With O(src), the directory C(policies) beside the topology file is searched first.
+        Directories that do not exist are skipped. Every entry must be an absolute path.
+      - A profile file holds one profile in the original Ghostwarden CLI's format or this collection's, with its
+        C(name) inside equal to the file's name. A file never replaces a built-in profile (a warning says so when a
+        network uses a built-in that has a file of its name) nor a profile under C(policies).
+      - The profiles read become part of the normalised topology (RV(topology)), under C(policies), each with
+        C(file), the path it was read from. Given back (as O(topology)), such a copy is read again from that file
+        while it exists, else used as written.
+      - The default is this collection's directory, then the original CLI's. V([]) searches only beside O(src).
+    type: list
+    elements: path
+    default: [/etc/ghostwarden/policies, /etc/gwarden/policies]
   state:
     description:
       - V(present) makes the host's owned objects exactly the topology.
@@ -110,14 +134,15 @@ requirements:
   - netaddr
   - pyroute2 (not for O(state=rendered))
   - nft, ip and dnsmasq on the managed node (not for O(state=rendered))
-  - PyYAML (for YAML topology files)
-  - tomli on Python older than 3.11 (for TOML topology files)
+  - PyYAML (for YAML topology and profile files)
+  - tomli on Python older than 3.11 (for TOML topology and profile files)
 notes:
   - On a Proxmox VE node whose firewall is active, a warning names every bridge that pve-firewall (guest NICs with
     C(firewall=1)) and a network's policy profile would both filter; see M(ghostwarden.core.ghostwarden_info)'s
     RV(ghostwarden.core.ghostwarden_info#module:proxmox).
   - The topology's built-in policy profiles are C(routed-tight), C(public-web), C(l2-lan), C(proxmox-cluster),
-    C(proxmox-storage), C(proxmox-backup) and C(proxmox-dmz); see C(docs/policy-profiles.md).
+    C(proxmox-storage), C(proxmox-backup) and C(proxmox-dmz); see C(docs/policy-profiles.md). Other profiles are
+    defined under C(policies) of the topology or read from profile files (O(policy_dirs)).
 seealso:
   - name: nftables wiki
     description: The nftables project's documentation of the syntax the rendered ruleset uses.
@@ -161,6 +186,13 @@ EXAMPLES = r"""
     src: /etc/ghostwarden/ghostnet.toml
     state: rendered
 
+- name: Apply a topology whose networks name profile files kept in a directory of their own
+  ghostwarden.core.ghostwarden_apply:
+    src: /srv/net/ghostnet.toml  # profile files in /srv/net/policies/ are found first
+    policy_dirs:
+      - /srv/shared-policies
+      - /etc/ghostwarden/policies
+
 - name: A routed NAT network with DHCP, DNS and a port forward
   ghostwarden.core.ghostwarden_apply:
     state: rendered
@@ -190,6 +222,7 @@ RETURN = r"""
 topology:
   description:
     - The normalised topology, every default filled in, in this collection's format.
+    - Profiles read from files (O(policy_dirs)) are under C(policies), each with C(file), the path it was read from.
     - With O(state=gathered), the live owned state as a topology.
   returned: success, except with O(state=absent)
   type: dict
@@ -206,6 +239,7 @@ ruleset:
 plan:
   description:
     - The ordered operations executed (in check mode - that would be executed) on the host.
+    - In check mode with RV(recovery), the operations the real run executes after that recovery.
     - With O(state=rendered), the operations that would bring an empty host to the topology.
     - With O(state=gathered) and O(state=confirmed), empty.
     - Each item has C(kind) (for example V(create_link), V(add_address), V(replace_ruleset)), C(target)
@@ -253,11 +287,60 @@ confirmed:
   returned: when a confirm window was opened
   type: bool
   sample: true
+boot_unit:
+  description:
+    - The systemd unit that restores the committed state at boot, as written under O(state_dir) (C(persist/)) on every
+      commit - C(name) (V(ghostwarden-restore.service), or V(ghostwarden-restore-<netns>.service) with O(netns)) and
+      C(path). The host role installs it from there.
+    - With a confirm window the unit is written when the change is confirmed.
+  returned: >-
+    with O(state=present), O(state=absent), O(state=rolled_back) and O(state=confirmed), when the unit file exists
+    or a confirm window is open
+  type: dict
+  sample: {name: ghostwarden-restore.service, path: /var/lib/ghostwarden/persist/ghostwarden-restore.service}
 recovered:
   description: An earlier apply that was interrupted or whose window closed, and that this run rolled back first.
-  returned: when it happened
+  returned: when it happened (never in check mode; see RV(recovery))
   type: str
   sample: "the apply started 2026-11-25T18:00:00Z was rolled back because it was interrupted"
+recovery:
+  description:
+    - In check mode, the unfinished earlier apply whose journal is in O(state_dir) (it was interrupted, or its confirm
+      window closed). A real run deals with it before its own plan; check mode only reports it (also as a warning)
+      and changes nothing. RV(plan) is what the real run executes after it.
+  returned: in check mode, when an earlier apply did not finish
+  type: dict
+  contains:
+    action:
+      description:
+        - V(roll back) - the host returns to the state before that apply.
+        - V(finish commit) - the apply was confirmed and only its commit (history, boot files) is written.
+      type: str
+    reason:
+      description: When that apply started, why it did not finish, and what the real run does with it.
+      type: str
+    generation:
+      description: The committed generation the host is at after the recovery.
+      type: int
+    plan:
+      description:
+        - The operations of the rollback, in order, as in RV(plan) but without file and ruleset contents
+          (C(sha256) and C(lines) stay).
+      type: list
+      elements: dict
+    changes:
+      description: How many operations of each kind RV(recovery.plan) has.
+      type: dict
+  sample:
+    action: roll back
+    generation: 1
+    reason: >-
+      the apply started 2026-11-25T18:00:00Z did not finish because it was interrupted; the real run rolls it back to
+      generation 1 (2 operations) before it applies anything
+    plan:
+      - {kind: remove_file, target: "file:/var/lib/ghostwarden/dnsmasq/web.conf", details: {path: /var/lib/ghostwarden/dnsmasq/web.conf}}
+      - {kind: delete_link, target: "link:gw-web", details: {reason: not in the topology, type: bridge}}
+    changes: {remove_file: 1, delete_link: 1}
 history:
   description: The committed generations kept, oldest first, each with C(generation), C(time), C(user), C(topology_sha256) and C(summary).
   returned: with O(state=rolled_back)
@@ -304,9 +387,12 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.host._module impo
     run,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state import empty_state
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._driver import HostDriver, recovery_keys
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._probe import check_probes
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._txn import boot_unit
 from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._host import detect_proxmox, double_filtering_warnings
-from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology import parse_topology, topology_to_dict
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._policy import profile_dirs_option
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology import normalise_topology
 
 
 DEFAULT_CONFIRM_TIMEOUT = 60
@@ -321,50 +407,62 @@ def confirm_window(params: dict) -> int:
     return DEFAULT_CONFIRM_TIMEOUT if connection_sources(True) else 0
 
 
+def with_boot_unit(output: dict, driver: HostDriver, *, pending: bool = False) -> dict:
+    """``output`` with ``boot_unit`` when the unit file exists, or will once a pending change is confirmed."""
+    unit = boot_unit(driver.state_dir, driver.netns, pending=pending)
+    return {**output, "boot_unit": unit} if unit is not None else output
+
+
 def apply_topology(module: AnsibleModule) -> dict:
     params = module.params
     state = params["state"]
     if state == "rendered":
         compiled = compile_topology(read_topology_input(params["topology"], params["src"]),
-                                    state_dir=params["state_dir"])
+                                    state_dir=params["state_dir"],
+                                    profile_dirs=profile_dirs_option(params["policy_dirs"], params["src"]))
         return {"changed": False, "warnings": list(compiled.topology.warnings), **rendered_result(compiled)}
     if params["history"] < 1:
         raise ValidationError(Issue("history", f"{params['history']} is not a positive number of generations"))
     check_probes(params["probes"])
 
-    with host_driver(module) as driver, driver.store.lock():
+    # Check mode and state=gathered write nothing, not even the state directory or its lock file.
+    with host_driver(module) as driver, driver.locked(check_mode=module.check_mode or state == "gathered"):
         keep = params["history"]
         if state == "confirmed":
-            return driver.confirm(params["confirm_token"], keep)
+            return with_boot_unit(driver.confirm(params["confirm_token"], keep, check_mode=module.check_mode), driver)
         if state == "gathered":
             records = driver.store.load()
             observed = driver.observe(records, empty_state())
             topology, drift = gather_topology(observed, records.topology)
             try:  # the same normalised form state=present returns
-                topology = topology_to_dict(parse_topology(topology))
+                topology = normalise_topology(topology)
             except ValidationError as error:
                 drift.append(f"the live owned state is not a valid topology: {error}")
             return {"changed": False, "topology": topology, "drift": drift, "ruleset": observed.ruleset}
         if state == "absent":
             result = driver.remove_everything(check_mode=module.check_mode, want_after=module._diff, history_keep=keep)
-            return apply_result(module, result)
+            return with_boot_unit({**apply_result(module, result), **recovery_keys(result),
+                                   "warnings": result.warnings}, driver)
         if state == "rolled_back":
             result = driver.roll_back_to(params["generation"], check_mode=module.check_mode,
                                          want_after=module._diff, history_keep=keep)
-            return {**apply_result(module, result), "history": driver.history.list()}
+            return with_boot_unit({**apply_result(module, result), **recovery_keys(result), "warnings": result.warnings,
+                                   "history": driver.history.list()}, driver)
         compiled = compile_topology(read_topology_input(params["topology"], params["src"]),
                                     state_dir=params["state_dir"],
-                                    extra_management=connection_sources(params["management_from_connection"]))
+                                    extra_management=connection_sources(params["management_from_connection"]),
+                                    profile_dirs=profile_dirs_option(params["policy_dirs"], params["src"]))
         result = driver.apply(compiled.desired, check_mode=module.check_mode, want_after=module._diff,
-                              topology=topology_to_dict(compiled.topology), probes=params["probes"],
+                              topology=compiled.normalised(), probes=params["probes"],
                               confirm_timeout=0 if module.check_mode else confirm_window(params), history_keep=keep)
         filtered = [network.iface for network in compiled.topology.networks if network.policy_profile]
-        warnings = [*compiled.topology.warnings, *double_filtering_warnings(detect_proxmox(), filtered)]
-        output = {**apply_result(module, result), "warnings": warnings,
-                  "topology": topology_to_dict(compiled.topology), "ruleset": compiled.ruleset}
+        warnings = [*compiled.topology.warnings, *double_filtering_warnings(detect_proxmox(), filtered),
+                    *result.warnings]
+        output = {**apply_result(module, result), **recovery_keys(result), "warnings": warnings,
+                  "topology": compiled.normalised(), "ruleset": compiled.ruleset}
         if result.probes:
             output["probes"] = result.probes
-        return output
+        return with_boot_unit(output, driver, pending=result.confirm is not None)
 
 
 def main() -> None:

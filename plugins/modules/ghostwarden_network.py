@@ -20,6 +20,9 @@ description:
     network's bridge and released again when no longer listed.
   - The network is recorded in the state directory, so that M(ghostwarden.core.ghostwarden_policy) and
     M(ghostwarden.core.ghostwarden_apply) with O(ghostwarden.core.ghostwarden_apply#module:state=gathered) see it.
+  - The module reads no policy profile files (it has no C(policy_dirs) option) - the nft table is not its business,
+    and profiles recorded from files keep their recorded copies. M(ghostwarden.core.ghostwarden_policy) and
+    M(ghostwarden.core.ghostwarden_apply) read profile files again.
 author:
   - ghostwarden.core maintainers (@ghostwarden)
 extends_documentation_fragment:
@@ -31,7 +34,9 @@ attributes:
     support: full
   check_mode:
     support: full
-    details: Check mode returns the operations a real run would execute.
+    details: >-
+      Check mode returns the operations a real run would execute and writes nothing (state directory, lock, journal,
+      dnsmasq files and processes); an unfinished earlier apply is reported in RV(recovery), not rolled back.
   diff_mode:
     support: full
     details: The diff shows the owned links, addresses, FDB entries and ports, and the network's dnsmasq file.
@@ -119,13 +124,22 @@ generation:
   returned: success
   type: int
   sample: 2
+recovery:
+  description:
+    - In check mode, the unfinished earlier apply whose journal is in O(state_dir); a real run rolls it back (or finishes
+      its commit) before its own plan, check mode only reports it. RV(plan) is what the real run executes after it.
+    - The keys are those of M(ghostwarden.core.ghostwarden_apply)'s RV(ghostwarden.core.ghostwarden_apply#module:recovery).
+  returned: in check mode, when an earlier apply did not finish
+  type: dict
+  sample: {action: roll back, generation: 1, reason: "the apply started ... did not finish because it was interrupted; ...",
+           plan: [], changes: {}}
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._compile import compile_topology
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._dnsmasq import instance_paths
-from ansible_collections.ghostwarden.core.plugins.module_utils.host._driver import network_scope
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._driver import network_scope, recovery_keys
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._merge import with_network
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._module import (
     HOST_ARGUMENT_SPEC,
@@ -135,13 +149,12 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.host._module impo
     host_driver,
     run,
 )
-from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology import topology_to_dict
 
 
 def apply_network(module: AnsibleModule) -> dict:
     params = module.params
     name = params["name"]
-    with host_driver(module) as driver, driver.store.lock():
+    with host_driver(module) as driver, driver.locked(check_mode=module.check_mode):
         recorded = driver.store.load().topology
         network = params["network"] if params["state"] == "present" else None
         compiled = compile_topology(with_network(recorded, name, network, params["interfaces"]),
@@ -156,8 +169,9 @@ def apply_network(module: AnsibleModule) -> dict:
             config = instance_paths(params["state_dir"], name).config
         result = driver.apply(compiled.desired, check_mode=module.check_mode, want_after=module._diff,
                               scope=network_scope(name, links, config),
-                              topology=topology_to_dict(compiled.topology))
-        return {**apply_result(module, result), "warnings": list(compiled.topology.warnings)}
+                              topology=compiled.normalised())
+        return {**apply_result(module, result), **recovery_keys(result),
+                "warnings": [*compiled.topology.warnings, *result.warnings]}
 
 
 def main() -> None:

@@ -29,7 +29,10 @@ attributes:
     support: full
   check_mode:
     support: full
-    details: Check mode returns the operations a real run would execute.
+    details: >-
+      Check mode returns the operations a real run would execute and writes nothing (state directory, lock, journal);
+      an unfinished earlier apply is reported in RV(recovery), not rolled back. A new table is checked with C(nft -c)
+      in the target namespace; a table the kernel refuses fails the check run naming its line.
   diff_mode:
     support: full
     details: The diff shows the nft table before and after.
@@ -41,8 +44,9 @@ options:
     required: true
   policy_profile:
     description:
-      - A built-in profile (C(routed-tight), C(public-web), C(l2-lan), C(proxmox-cluster), C(proxmox-storage),
-        C(proxmox-backup), C(proxmox-dmz)) or one defined in O(policies) or recorded earlier.
+      - A profile defined in O(policies) or recorded earlier, a built-in profile (C(routed-tight), C(public-web),
+        C(l2-lan), C(proxmox-cluster), C(proxmox-storage), C(proxmox-backup), C(proxmox-dmz)), or a profile file
+        in O(policy_dirs), in this order.
       - Left out, the network has no profile - its traffic is not filtered by this collection.
     type: str
   forwards:
@@ -59,6 +63,18 @@ options:
     description:
       - User profiles (name to profile), merged into the recorded ones; see the collection's C(docs/policy-profiles.md).
     type: dict
+  policy_dirs:
+    description:
+      - Directories where a profile is looked for when it is neither defined in O(policies), recorded earlier, nor
+        built in - in each, in the order given, C(<name>.toml), C(<name>.yaml) and C(<name>.yml); the first file
+        found is read. Directories that do not exist are skipped; every entry must be an absolute path.
+      - A profile file holds one profile in the original Ghostwarden CLI's format or this collection's, with its
+        C(name) inside equal to the file's name.
+      - Profiles recorded from files (with C(file) in the recorded topology) are read again from the file they were
+        read from while it exists, so a changed file takes effect; otherwise the recorded copy is used.
+    type: list
+    elements: path
+    default: [/etc/ghostwarden/policies, /etc/gwarden/policies]
   management:
     description:
       - Replaces the recorded C(management) section (C(allow_from), C(ports), C(enforce)).
@@ -108,6 +124,11 @@ EXAMPLES = r"""
         ingress_action: drop
         rules:
           - {direction: ingress, protocol: tcp, port: 443}
+
+- name: A profile file of the original CLI, /etc/gwarden/policies/web-frontend.toml
+  ghostwarden.core.ghostwarden_policy:
+    name: web
+    policy_profile: web-frontend
 """
 
 RETURN = r"""
@@ -132,22 +153,32 @@ generation:
   returned: success
   type: int
   sample: 3
+recovery:
+  description:
+    - In check mode, the unfinished earlier apply whose journal is in O(state_dir); a real run rolls it back (or finishes
+      its commit) before its own plan, check mode only reports it. RV(plan) is what the real run executes after it.
+    - The keys are those of M(ghostwarden.core.ghostwarden_apply)'s RV(ghostwarden.core.ghostwarden_apply#module:recovery).
+  returned: in check mode, when an earlier apply did not finish
+  type: dict
+  sample: {action: roll back, generation: 1, reason: "the apply started ... did not finish because it was interrupted; ...",
+           plan: [], changes: {}}
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._compile import compile_topology
-from ansible_collections.ghostwarden.core.plugins.module_utils.host._driver import ruleset_scope
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._driver import recovery_keys, ruleset_scope
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._merge import with_policy
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._policy import profile_dirs_option
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._module import (
     HOST_ARGUMENT_SPEC,
+    POLICY_DIRS_ARGUMENT_SPEC,
     apply_result,
     connection_sources,
     HOST_LIBRARIES,
     host_driver,
     run,
 )
-from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology import topology_to_dict
 
 
 def apply_policy(module: AnsibleModule) -> dict:
@@ -156,16 +187,17 @@ def apply_policy(module: AnsibleModule) -> dict:
     if params["state"] == "present":
         fields = {"policy_profile": params["policy_profile"], "forwards": params["forwards"] or [],
                   "masq_out": params["masq_out"]}
-    with host_driver(module) as driver, driver.store.lock():
+    with host_driver(module) as driver, driver.locked(check_mode=module.check_mode):
         recorded = driver.store.load().topology
         merged = with_policy(recorded, params["name"], fields, policies=params["policies"],
                              management=params["management"], interfaces=params["interfaces"])
         compiled = compile_topology(merged, state_dir=params["state_dir"],
-                                    extra_management=connection_sources(params["management_from_connection"]))
+                                    extra_management=connection_sources(params["management_from_connection"]),
+                                    profile_dirs=profile_dirs_option(params["policy_dirs"]))
         result = driver.apply(compiled.desired, check_mode=module.check_mode, want_after=module._diff, scope=ruleset_scope,
-                              topology=topology_to_dict(compiled.topology))
-        return {**apply_result(module, result), "ruleset": compiled.ruleset,
-                "warnings": list(compiled.topology.warnings)}
+                              topology=compiled.normalised())
+        return {**apply_result(module, result), **recovery_keys(result), "ruleset": compiled.ruleset,
+                "warnings": [*compiled.topology.warnings, *result.warnings]}
 
 
 def main() -> None:
@@ -180,6 +212,7 @@ def main() -> None:
             interfaces=dict(type="dict"),
             management_from_connection=dict(type="bool", default=True),
             state=dict(type="str", default="present", choices=["present", "absent"]),
+            **POLICY_DIRS_ARGUMENT_SPEC,
             **HOST_ARGUMENT_SPEC,
         ),
         supports_check_mode=True,

@@ -7,7 +7,7 @@ Each test has its own lab host namespace (``txn_support.make_site``) with topolo
 as generation 1 and compares whole owned-state fingerprints (``txn_support.owned_fingerprint``)
 with those of clean applies:
 
-* a failing probe, an ``nft`` that refuses B's table and a ``dnsmasq`` that cannot start B's new
+* a failing probe, an ``nft`` that checks but refuses to load B's table and a ``dnsmasq`` that cannot start B's new
   network (the last step of the apply, after every netlink change) each fail the task naming the
   step and the cause, with ``rolled_back: true``, and leave exactly A's state;
 * a rollback that itself fails (dnsmasq refusing A's configuration) is reported as not rolled
@@ -99,11 +99,15 @@ def wrapper(directory: Path, tool: str, script: str) -> Path:
     return directory
 
 
-# Refuses any nft -f input that mentions B's network new_net (A's table does not), so the
-# rollback's own load of A's table goes through.
+# Refuses to load any nft -f input that mentions B's network new_net (A's table does not), so the
+# rollback's own load of A's table goes through. nft -c passes: the load is what fails here (a table
+# refused by the check fails before the transaction, tests/integration/test_check_mode.py).
 NFT_WRAPPER = """#!/bin/sh
 real=$(PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v nft)
 case " $* " in
+*" -c "*)
+    exec "$real" "$@"
+    ;;
 *" -f "*)
     input=$(mktemp); trap 'rm -f "$input"' EXIT
     for last; do :; done

@@ -12,7 +12,7 @@ with the live one. Nothing here touches the host.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._dnsmasq import render_dnsmasq
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import Issue, ValidationError
@@ -20,9 +20,10 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state 
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import DEFAULT_STATE_DIR, Topology
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._nft import render_ruleset
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._plan import desired_state, plan
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._policy import ProfileDirs
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology import (
     load_topology_file,
-    parse_topology,
+    parse_topology_with_files,
     topology_to_dict,
 )
 
@@ -33,6 +34,11 @@ class CompiledTopology:
     ruleset: str
     dnsmasq_files: Mapping[str, str]
     desired: HostState
+    profile_files: Mapping[str, str] = field(default_factory=dict)  # profile name -> the file it was read from
+
+    def normalised(self) -> dict:
+        """The normalised topology (``topology_to_dict``), each profile read from a file with its ``file``."""
+        return topology_to_dict(self.topology, self.profile_files)
 
 
 def read_topology_input(topology: object = None, src: str | None = None) -> dict:
@@ -51,19 +57,22 @@ def compile_topology(
     *,
     state_dir: str = DEFAULT_STATE_DIR,
     extra_management: Sequence[str] = (),
+    profile_dirs: ProfileDirs | None = None,
 ) -> CompiledTopology:
-    topology = parse_topology(data)
+    """Validate ``data`` and render everything the host should have; ``profile_dirs``: where profile files are read from."""
+    topology, profile_files = parse_topology_with_files(data, profile_dirs=profile_dirs)
     ruleset = render_ruleset(topology, extra_management)
     dnsmasq_files = render_dnsmasq(topology, state_dir)
     desired = desired_state(topology, ruleset=ruleset, dnsmasq_files=dnsmasq_files)
-    return CompiledTopology(topology=topology, ruleset=ruleset, dnsmasq_files=dnsmasq_files, desired=desired)
+    return CompiledTopology(topology=topology, ruleset=ruleset, dnsmasq_files=dnsmasq_files, desired=desired,
+                            profile_files=profile_files)
 
 
 def rendered_result(compiled: CompiledTopology) -> dict:
     """The result of ``state: rendered``: what an apply to an empty host would do."""
     operations = plan(compiled.desired, empty_state())
     return {
-        "topology": topology_to_dict(compiled.topology),
+        "topology": compiled.normalised(),
         "ruleset": compiled.ruleset,
         "plan": [operation.to_dict() for operation in operations],
         "dnsmasq": dict(sorted(compiled.dnsmasq_files.items())),

@@ -85,6 +85,13 @@ SYSCTL_IPV4_FORWARDING = "net.ipv4.ip_forward"
 SYSCTL_IPV6_FORWARDING = "net.ipv6.conf.all.forwarding"
 
 
+# accept_ra of an interface: 1 accepts router advertisements unless IPv6 forwarding is on (the
+# kernel's default), 2 accepts them while forwarding too, 0 never. The planner moves an uplink's
+# accept_ra between 1 and 2 only (docs/plan.md 3.1).
+ACCEPT_RA_UNLESS_FORWARDING = "1"
+ACCEPT_RA_WHILE_FORWARDING = "2"
+
+
 IPV6_LINK_LOCAL = ipaddress.ip_network("fe80::/10")
 
 
@@ -414,6 +421,18 @@ def summarise(operations: Iterable[Operation]) -> Dict[str, int]:
 
 SYSCTL_ROOT = "/proc/sys"
 SYSCTL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.@+")
+
+
+def accept_ra_key(iface: str) -> str:
+    """The sysctl key of an interface's accept_ra (a dot in the name is a slash in the key)."""
+    return f"net.ipv6.conf.{iface.replace('.', '/')}.accept_ra"
+
+
+def is_accept_ra_key(key: str) -> bool:
+    """Whether ``key`` is one interface's accept_ra (not ``all`` or ``default``)."""
+    parts = key.split(".")
+    return (len(parts) == 5 and parts[:3] == ["net", "ipv6", "conf"] and parts[4] == "accept_ra"
+            and parts[3] not in ("all", "default"))
 
 
 def sysctl_path(key: str) -> str:

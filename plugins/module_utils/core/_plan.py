@@ -12,10 +12,13 @@ every operation kind and the ordering rules with their reasons.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import ConflictError, RenderError
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state import (
+    ACCEPT_RA_UNLESS_FORWARDING,
+    ACCEPT_RA_WHILE_FORWARDING,
     DEFAULT_PVID,
     IMMUTABLE_ATTRS,
     LINK_REFERENCES,
@@ -35,7 +38,9 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state 
     HostState,
     LinkState,
     Operation,
+    accept_ra_key,
     format_detail,
+    is_accept_ra_key,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import (
     NFT_FAMILY,
@@ -73,9 +78,24 @@ def _bridge_vlans(ports: Iterable[str], vids: Iterable[PortRange]) -> List[Bridg
     return entries
 
 
-def _forwarding_sysctls(topology: Topology) -> Dict[str, str]:
+def uplinks(topology: Topology, created: Iterable[str] = ()) -> List[str]:
+    """The existing links the topology names as its way out: ``interfaces.uplink`` and every
+    network's ``masq_out``, without the links in ``created`` (the topology's own), sorted."""
+    names = {network.masq_out for network in topology.networks if network.masq_out is not None}
+    uplink = topology.interface("uplink")
+    if uplink is not None:
+        names.add(uplink)
+    return sorted(names - set(created))
+
+
+def _forwarding_sysctls(topology: Topology, created: Iterable[str] = ()) -> Dict[str, str]:
     """Forwarding per family when a network needs it: masquerade, a port forward, or routing
-    between two or more L3 networks of that family."""
+    between two or more L3 networks of that family.
+
+    With IPv6 forwarding on, the kernel ignores router advertisements on an interface whose
+    accept_ra is 1, and an uplink configured by SLAAC loses its default route: each uplink gets
+    accept_ra 2, which the planner sets only over 1 (0 is the operator's "no RAs").
+    """
     sysctls: Dict[str, str] = {}
     for family, key in ((4, SYSCTL_IPV4_FORWARDING), (6, SYSCTL_IPV6_FORWARDING)):
         l3_networks = [network for network in topology.networks if network.subnet(family) is not None]
@@ -85,7 +105,24 @@ def _forwarding_sysctls(topology: Topology) -> Dict[str, str]:
         )
         if needs:
             sysctls[key] = "1"
+    if SYSCTL_IPV6_FORWARDING in sysctls:
+        sysctls.update((accept_ra_key(name), ACCEPT_RA_WHILE_FORWARDING) for name in uplinks(topology, created))
     return sysctls
+
+
+def restoring_sysctls(desired: HostState, previous: Mapping[str, str]) -> HostState:
+    """``desired`` plus the value each interface's accept_ra had before the collection changed it
+    (``previous``, the records' ``sysctl_previous``) where ``desired`` no longer sets it.
+
+    accept_ra 2 belongs to an uplink of a topology that forwards IPv6; an interface that is no
+    longer one (``state: absent``, another uplink, no IPv6 forwarding) gets its own value back.
+    Forwarding itself is never unset (docs/plan.md 3.1).
+    """
+    wanted = dict(desired.sysctls)
+    restored = {key: value for key, value in previous.items() if is_accept_ra_key(key) and key not in wanted}
+    if not restored:
+        return desired
+    return replace(desired, sysctls={**wanted, **restored})
 
 
 def desired_state(topology: Topology, *, ruleset: str, dnsmasq_files: Mapping[str, str]) -> HostState:
@@ -187,7 +224,7 @@ def desired_state(topology: Topology, *, ruleset: str, dnsmasq_files: Mapping[st
         addresses=tuple(addresses),
         fdb=tuple(fdb),
         enslavements=tuple(enslavements),
-        sysctls=_forwarding_sysctls(topology),
+        sysctls=_forwarding_sysctls(topology, owners),
         ruleset=ruleset,
         dnsmasq_files=dnsmasq_files,
     )
@@ -489,8 +526,14 @@ class _Planner:
     def plan_sysctls(self) -> None:
         found = dict(self.observed.sysctls)
         for key, value in self.desired.sysctls:
-            if found.get(key) != value:
-                self.emit("set_sysctl", f"sysctl:{key}", {"key": key, "value": value, "was": found.get(key)})
+            was = found.get(key)
+            if was == value:
+                continue
+            # An interface's accept_ra moves between 1 and 2 only: 0 is the operator's "no RAs",
+            # and no value means the interface does not exist.
+            if is_accept_ra_key(key) and {was, value} != {ACCEPT_RA_UNLESS_FORWARDING, ACCEPT_RA_WHILE_FORWARDING}:
+                continue
+            self.emit("set_sysctl", f"sysctl:{key}", {"key": key, "value": value, "was": was})
 
     def plan_files(self) -> None:
         wanted = dict(self.desired.dnsmasq_files)

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import NETADDR, netaddr
@@ -654,6 +654,8 @@ def load_profile_text(text: str, fmt: str, *, source: str = "") -> Profile:
 
 
 PROFILE_FILE_FORMATS = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml"}
+# The order a directory is searched in for a profile's file: <dir>/<name>.toml, .yaml, .yml.
+PROFILE_FILE_SUFFIXES = (".toml", ".yaml", ".yml")
 
 
 def load_profile_file(path: str) -> Profile:
@@ -662,6 +664,76 @@ def load_profile_file(path: str) -> Profile:
     if fmt is None:
         raise ValidationError(Issue(path, "unsupported profile file extension (expected .toml, .yaml or .yml)"))
     return load_profile_text(read_document_file(path, "profile"), fmt, source=path)
+
+
+@dataclass(frozen=True)
+class ProfileDirs:
+    """Where a profile that is neither built in nor defined in the topology is looked for, and how.
+
+    ``dirs`` in order, first match wins; in each, ``<name>.toml``, ``<name>.yaml``, ``<name>.yml``.
+    The search is pure: ``is_file`` and ``read`` are the only ways to the file system
+    (``os.path.isfile`` and :func:`load_profile_file` unless a test passes others), and only names
+    that match :data:`PROFILE_NAME_RE` (no ``/``, not starting with ``.``) ever become paths.
+    """
+
+    dirs: tuple[str, ...]
+    is_file: Callable[[str], bool] = field(default=os.path.isfile, compare=False)
+    read: Callable[[str], Profile] = field(default=load_profile_file, compare=False)
+
+    @staticmethod
+    def file_names(name: str) -> tuple[str, ...]:
+        """The names a file of profile ``name`` may have; none when ``name`` is not a valid profile name."""
+        if not isinstance(name, str) or not PROFILE_NAME_RE.fullmatch(name):
+            return ()
+        return tuple(name + suffix for suffix in PROFILE_FILE_SUFFIXES)
+
+    def candidates(self, name: str) -> tuple[str, ...]:
+        """The paths that may hold profile ``name``, in the order they are tried."""
+        return tuple(os.path.join(directory, file_name) for directory in self.dirs for file_name in self.file_names(name))
+
+    def find(self, name: str) -> str | None:
+        """The first file that holds profile ``name``, or None."""
+        return next((path for path in self.candidates(name) if self.is_file(path)), None)
+
+    def load(self, name: str, path: str) -> Profile:
+        """The profile in ``path``, which must be named ``name`` inside (the file is found by that name).
+
+        Raises :class:`ValidationError` whose issues name the file (``<path>: <field>``).
+        """
+        profile = self.read(path)
+        if profile.name != name:
+            raise ValidationError(_file_issue(path, "name", f"{profile.name!r} differs from the file's name {name!r} "
+                                                            f"(the profile in {os.path.basename(path)} must be named {name})"))
+        return profile
+
+    def searched(self, name: str) -> str:
+        """Where ``find`` looked, for an "unknown profile" message."""
+        if not self.dirs:
+            return "no directories to look for profile files in (policy_dirs is empty)"
+        return f"no {', '.join(self.file_names(name))} in {', '.join(self.dirs)}"
+
+
+def profile_dirs_option(dirs: Sequence[str] | None, src: str | None = None) -> ProfileDirs:
+    """The modules' ``policy_dirs`` as a :class:`ProfileDirs`; with ``src``, its ``policies`` directory first.
+
+    Every directory must be absolute (they are looked up on the host the module runs on, whose
+    working directory means nothing to the user); duplicates are searched once.
+    """
+    dirs = list(dirs or ())
+    issues = [Issue(f"policy_dirs[{index}]", f"{directory!r} is not an absolute path (profile directories are "
+                                             "searched on the node the module runs on)")
+              for index, directory in enumerate(dirs) if not isinstance(directory, str) or not os.path.isabs(directory)]
+    if issues:
+        raise ValidationError(issues)
+    ordered = ([os.path.join(os.path.dirname(src), "policies")] if src else []) + dirs
+    seen: set[str] = set()
+    unique = []
+    for directory in ordered:
+        key = os.path.normpath(directory)
+        if key not in seen:
+            seen.add(key)
+            unique.append(directory)
+    return ProfileDirs(tuple(unique))
 
 
 def _rule_to_dict(rule: Rule) -> dict:

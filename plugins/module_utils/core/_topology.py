@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import NETADDR
@@ -48,6 +49,8 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._model impor
     Topology,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._policy import (
+    BUILTIN_PROFILES,
+    ProfileDirs,
     parse_profile,
     profile_blocks_host_port,
     profile_to_dict,
@@ -107,9 +110,11 @@ _ANY_NETWORK_KEYS = Keys(sorted(_NETWORK_KEYS))
 class _Parser(TopologyReader):
     """One validation run: the top level and each network's own fields; the sections read the rest."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, profile_dirs: ProfileDirs | None = None) -> None:
         super().__init__()
         self.prefix = prefix
+        self.profile_dirs = profile_dirs
+        self.looked_up: set[str] = set()  # profile names searched for in profile_dirs already
 
     # -- top level --------------------------------------------------------------------------
 
@@ -211,12 +216,63 @@ class _Parser(TopologyReader):
             return
         index = self.index
         for name, body in data.items():
-            profile = parse_profile(name, body, join(path, name), self.issues)  # checks the name too
+            entry_path = join(path, name)
+            body, copied_from = self.split_file_key(body, entry_path)
+            if copied_from is not None and self.read_again(name, copied_from, entry_path):
+                continue
+            profile = parse_profile(name, body, entry_path, self.issues)  # checks the name too
             if profile is None:
                 if isinstance(name, str):
                     index.bad_profiles.add(name)
             else:
                 index.profiles[name] = profile
+                if copied_from is not None:
+                    index.profile_files[name] = copied_from
+
+    def split_file_key(self, body: object, path: str) -> tuple[object, str | None]:
+        """A ``policies`` entry without its ``file`` key, and the key's value.
+
+        ``file`` marks a copy of a profile file: the normalised topology (``topology_to_dict``)
+        writes it for every profile read from a file.
+        """
+        if not isinstance(body, Mapping) or "file" not in body:
+            return body, None
+        copied_from = body["file"]
+        body = {key: value for key, value in body.items() if key != "file"}
+        if copied_from is None:
+            return body, None
+        if not isinstance(copied_from, str) or not copied_from or not copied_from.isprintable():
+            self.fail(join(path, "file"), f"{show(copied_from)} is not the path of a profile file")
+            return body, None
+        return body, copied_from
+
+    def read_again(self, name: object, copied_from: str, path: str) -> bool:
+        """Replace the copy of a profile file by the file itself, when profile files are read and it still exists.
+
+        Only a file named like the profile (``<name>.toml``, ``.yaml``, ``.yml``) is read. True when
+        it was (or its problems reported); False when the copy stands.
+        """
+        dirs = self.profile_dirs
+        if dirs is None or not isinstance(name, str) or name in BUILTIN_PROFILES:
+            return False
+        if os.path.basename(copied_from) not in dirs.file_names(name) or not dirs.is_file(copied_from):
+            return False
+        self.load_profile_file(name, copied_from, path)
+        return True
+
+    def load_profile_file(self, name: str, file: str, path: str) -> Profile | None:
+        """Profile ``name`` from ``file`` into the index; its problems are reported at ``path``, naming the file."""
+        assert self.profile_dirs is not None
+        try:
+            profile = self.profile_dirs.load(name, file)
+        except ValidationError as error:
+            for issue in error.issues:
+                self.fail(path, str(issue))
+            self.index.bad_profiles.add(name)
+            return None
+        self.index.profiles[name] = profile
+        self.index.profile_files[name] = file
+        return profile
 
     def parse_networks(self, value: object, path: str) -> list[Network]:
         if value is None:
@@ -289,17 +345,41 @@ class _Parser(TopologyReader):
                 self.unknown_key(path, key, keys)
 
     def parse_profile_ref(self, data: dict, path: str) -> str | None:
+        """The profile a network names: defined in ``policies``, built in, or (last) a file in ``profile_dirs``."""
         value = data.get("policy_profile")
         if value is None:
             return None
         profiles = self.index.profiles
+        field_path = join(path, "policy_profile")
         if isinstance(value, str) and value in profiles:
+            self.check_shadowed_file(value, field_path)
             return str(value)
         if isinstance(value, str) and value in self.index.bad_profiles:
             self.suppressed += 1  # its definition is already reported
             return None
-        self.fail(join(path, "policy_profile"), f"unknown profile {show(value)} (known: {', '.join(sorted(profiles))})")
+        dirs = self.profile_dirs
+        if dirs is not None and isinstance(value, str) and value not in self.looked_up:
+            self.looked_up.add(value)
+            found = dirs.find(value)
+            if found is not None:
+                return value if self.load_profile_file(value, found, field_path) is not None else None
+        known = f"known: {', '.join(sorted(profiles))}"
+        if dirs is not None and dirs.file_names(value):
+            known = f"{known}; {dirs.searched(value)}"
+        self.fail(field_path, f"unknown profile {show(value)} ({known})")
         return None
+
+    def check_shadowed_file(self, name: str, path: str) -> None:
+        """Warn once when a built-in profile a network uses has a file of its name that is therefore not read."""
+        if self.profile_dirs is None or name in self.looked_up or not self.index.profiles[name].builtin:
+            return
+        self.looked_up.add(name)
+        found = self.profile_dirs.find(name)
+        if found is not None:
+            self.warnings.append(
+                f"{path}: {name} is the built-in profile; the profile file {found} is not read (a file cannot "
+                f"replace a built-in profile: define it under policies to replace it, or give the file and the "
+                f"profile inside it another name)")
 
     # -- L3 ---------------------------------------------------------------------------------
 
@@ -425,18 +505,40 @@ def _first_blocked_port(profile: Profile, ports: tuple[PortRange, ...]) -> int |
     return None
 
 
-def parse_topology(data: object, *, path: str = "") -> Topology:
+def parse_topology(data: object, *, path: str = "", profile_dirs: ProfileDirs | None = None) -> Topology:
     """Validate and normalise a topology given as plain data (Ansible vars or a loaded file).
 
     Raises :class:`ValidationError` carrying every issue found; ``path`` prefixes every
-    field path. Dangerous but valid requests end up in ``Topology.warnings``.
+    field path. Dangerous but valid requests end up in ``Topology.warnings``. With
+    ``profile_dirs``, profiles that are neither defined in ``policies`` nor built in are read
+    from files there (see :func:`parse_topology_with_files`).
+    """
+    return parse_topology_with_files(data, path=path, profile_dirs=profile_dirs)[0]
+
+
+def parse_topology_with_files(data: object, *, path: str = "",
+                              profile_dirs: ProfileDirs | None = None) -> tuple[Topology, dict[str, str]]:
+    """:func:`parse_topology`, and the file each profile read from a file came from (name -> path).
+
+    A network's ``policy_profile`` is, in this order: a profile of ``policies``, a built-in, or
+    the first ``<dir>/<name>.toml``, ``.yaml``, ``.yml`` of ``profile_dirs`` (without them, none).
+    A ``policies`` entry with ``file`` is a copy of that profile file (the normalised topology
+    writes them): with ``profile_dirs`` the file is read again while it exists, else the copy is
+    used. Pass both values to :func:`topology_to_dict` to keep where each profile came from.
     """
     NETADDR.require("to validate a topology")
-    parser = _Parser(path)
+    parser = _Parser(path, profile_dirs)
     topology = parser.topology(data)
     if parser.issues or topology is None:
         raise ValidationError(parser.issues)
-    return topology
+    used = {name for name, profile in topology.profiles if not profile.builtin}
+    files = {name: file for name, file in sorted(parser.index.profile_files.items()) if name in used}
+    return topology, files
+
+
+def normalise_topology(data: object, *, profile_dirs: ProfileDirs | None = None) -> dict:
+    """``topology_to_dict`` of the parsed ``data``, with the files its profiles came from."""
+    return topology_to_dict(*parse_topology_with_files(data, profile_dirs=profile_dirs))
 
 
 # -- files ------------------------------------------------------------------------------------
@@ -538,12 +640,19 @@ def _network_to_dict(network: Network) -> dict:
     return result
 
 
-def topology_to_dict(topology: Topology) -> dict:
+def _profile_entry(profile: Profile, file: str | None) -> dict:
+    entry = profile_to_dict(profile)
+    return {"file": file, **entry} if file is not None else entry
+
+
+def topology_to_dict(topology: Topology, profile_files: Mapping[str, str] | None = None) -> dict:
     """The normalised topology as JSON-able data in the input schema, every default filled in.
 
     ``parse_topology(topology_to_dict(t)) == t``. Built-in profiles are left out; user
-    profiles (including ones that replace a built-in) are included.
+    profiles (including ones that replace a built-in, and those read from files) are included.
+    A profile named in ``profile_files`` gets ``file``, the path it was read from, first.
     """
+    files = profile_files or {}
     management = topology.management
     return {
         "version": topology.version,
@@ -553,6 +662,7 @@ def topology_to_dict(topology: Topology) -> dict:
             "ports": _ports_out(management.ports),
             "enforce": management.enforce,
         },
-        "policies": {name: profile_to_dict(profile) for name, profile in topology.profiles if not profile.builtin},
+        "policies": {name: _profile_entry(profile, files.get(name))
+                     for name, profile in topology.profiles if not profile.builtin},
         "networks": {network.name: _network_to_dict(network) for network in topology.networks},
     }

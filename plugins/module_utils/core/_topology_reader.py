@@ -217,6 +217,7 @@ class TopologyIndex:
     bad_interface_keys: set[str] = field(default_factory=set)
     profiles: dict[str, Profile] = field(default_factory=lambda: dict(BUILTIN_PROFILES))
     bad_profiles: set[str] = field(default_factory=set)
+    profile_files: dict[str, str] = field(default_factory=dict)  # profile name -> the file it was read from
     management: Management = field(default_factory=Management)
     created: dict[str, str] = field(default_factory=dict)  # link name -> path of the field that creates it
     foreign: list[tuple[str, str]] = field(default_factory=list)  # (existing link name, path of the reference)

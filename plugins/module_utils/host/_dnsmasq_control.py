@@ -116,7 +116,8 @@ class DnsmasqControl:
 
     An instance is found through the pid file its config names, and counts as running only
     when that process is alive, is dnsmasq with this ``--conf-file``, and lives in the runner's
-    network namespace. ``<network>.started`` records the pid and the sha256 of the config it
+    network namespace. Without a valid pid file the same test finds it in /proc, and the pid
+    file is written again. ``<network>.started`` records the pid and the sha256 of the config it
     was started with, so a changed file restarts exactly its own instance.
     """
 
@@ -207,7 +208,7 @@ class DnsmasqControl:
             return False
         return (namespace.st_dev, namespace.st_ino) == self._namespace_identity()
 
-    def _pid(self, network: str) -> int | None:
+    def _pid_from_file(self, network: str) -> int | None:
         """The pid in the instance's pid file when that process is the instance."""
         paths = instance_paths(self.state_dir, network)
         text = _read_text(paths.pid)
@@ -215,6 +216,61 @@ class DnsmasqControl:
             return None
         pid = int(text.strip())
         return pid if pid > 0 and self._is_instance(pid, paths.config) else None
+
+    def _pid(self, network: str, running: Callable[[], dict[str, int]] | None = None) -> int | None:
+        """The instance's pid: from its pid file, else (the file removed, or naming another process)
+        found by its command line in /proc (``running``: :meth:`_running`, possibly cached), so that
+        it is kept or stopped rather than a second one started next to it. :meth:`reconcile`
+        writes the pid file of an instance found that way."""
+        pid = self._pid_from_file(network)
+        if pid is not None:
+            return pid
+        return (running or self._running)().get(instance_paths(self.state_dir, network).config)
+
+    def _running(self) -> dict[str, int]:
+        """config path -> lowest pid, for every dnsmasq in /proc with ``--conf-file=<a config in
+        <state_dir>/dnsmasq>`` in the runner's network namespace."""
+        prefix = f"--conf-file={self.dnsmasq_dir}/"
+        try:
+            names = os.listdir("/proc")
+        except OSError as error:
+            raise BackendError("dnsmasq", f"cannot list /proc: {error.strerror}") from None
+        found: dict[str, int] = {}
+        for pid in sorted(int(name) for name in names if name.isdigit()):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as stream:
+                    argv = stream.read().decode(errors="replace").split("\0")
+            except OSError:  # gone meanwhile
+                continue
+            if posixpath.basename(argv[0]) != "dnsmasq":
+                continue
+            for config in (argument[len("--conf-file="):] for argument in argv if argument.startswith(prefix)):
+                if config not in found and self._is_instance(pid, config):
+                    found[config] = pid
+        return found
+
+    def _running_once(self) -> Callable[[], dict[str, int]]:
+        """:meth:`_running`, read on first use and at most once (only an instance without a valid
+        pid file needs /proc)."""
+        cache: list[dict[str, int]] = []
+
+        def running() -> dict[str, int]:
+            if not cache:
+                cache.append(self._running())
+            return cache[0]
+
+        return running
+
+    def _remember(self, network: str, pid: int) -> None:
+        """Write the pid file of a running instance again when it does not name ``pid``."""
+        path = instance_paths(self.state_dir, network).pid
+        if (_read_text(path) or "").strip() == str(pid):
+            return
+        try:
+            write_atomically(path, f"{pid}\n", 0o644)
+        except OSError as error:
+            message = f"cannot write its pid file {path}: {error.strerror or error}"
+            raise BackendError(f"dnsmasq {network}", message) from None
 
     def _started(self, network: str) -> dict:
         text = _read_text(self._started_path(network))
@@ -230,9 +286,10 @@ class DnsmasqControl:
                            for name in self._names((".conf", ".pid", STARTED_SUFFIX))
                            if INSTANCE_NAME.match(name.rsplit(".", 1)[0])})
         statuses = {}
+        running = self._running_once()
         for network in networks:
             config = instance_paths(self.state_dir, network).config
-            pid = self._pid(network)
+            pid = self._pid(network, running)
             try:
                 with open(config, "rb") as stream:
                     digest: str | None = _sha256(stream.read())
@@ -271,6 +328,8 @@ class DnsmasqControl:
                     if status.pid is not None:
                         self._stop({network: status.pid})
                     self._start(network)
+                elif status.configured and status.pid is not None:
+                    self._remember(network, status.pid)
         return list(changes.values())
 
     def stop(self, network: str) -> bool:
@@ -285,8 +344,9 @@ class DnsmasqControl:
         """Stop the instances of ``networks`` together, remove their pid and started files;
         the networks whose instance was running."""
         running = {}
+        found = self._running_once()
         for network in networks:
-            pid = self._pid(network)
+            pid = self._pid(network, found)
             if pid is not None:
                 running[network] = pid
         self._stop(running)
@@ -321,7 +381,8 @@ class DnsmasqControl:
         result = self._run(step, argv)
         if result.rc != 0:
             raise BackendError(step, _dnsmasq_message(result))
-        pid = self._wait_for(lambda: self._pid(network), self.start_timeout)
+        # The pid file only: until dnsmasq's parent exits it has the daemon's command line too.
+        pid = self._wait_for(lambda: self._pid_from_file(network), self.start_timeout)
         if pid is None:
             raise BackendError(step, self._start_failure(network, paths, started_at))
         record = json.dumps({"pid": pid, "sha256": digest}, sort_keys=True) + "\n"

@@ -12,6 +12,8 @@ owns -> make dnsmasq processes match their files. No Ansible here: modules hand 
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import getpass
 import hashlib
 import json
@@ -19,7 +21,8 @@ import os
 import posixpath
 import signal
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._dnsmasq_control import DnsmasqControl
@@ -36,7 +39,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._model impor
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._iproute import NETLINK_KINDS
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._netlink import NetlinkBackend
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._nft_cli import NftCli
-from ansible_collections.ghostwarden.core.plugins.module_utils.core._plan import plan
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._plan import plan, restoring_sysctls
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state import (
     SYSCTL_IPV4_FORWARDING,
     SYSCTL_IPV6_FORWARDING,
@@ -59,6 +62,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.host._txn import 
     new_token,
     owned_snapshot,
     persistence_files,
+    preview_rollback,
     rollback_plan,
     rollback_script,
     rollback_target,
@@ -73,6 +77,11 @@ FILE_KINDS = frozenset({"write_file", "remove_file"})
 # a transaction killed at any point leaves the host in the old or the new committed state.
 KILL_AFTER_ENV = "GHOSTWARDEN_TEST_KILL_AFTER"
 DEFAULT_HISTORY = 10
+# How long a run waits for the apply lock (StateStore.lock's default), and how often it tries.
+LOCK_TIMEOUT_SECONDS = 60.0
+LOCK_POLL_SECONDS = 0.1
+NFT_MISSING_WARNING = ("check mode: nft is not installed on the target, so the table inet ghostwarden was not "
+                       "read and the ruleset was not checked with nft -c; a real run needs nft")
 
 # (operation, observed host) -> whether the operation belongs to the module's scope
 OperationFilter = Callable[[Operation, HostState], bool]
@@ -89,6 +98,9 @@ class ApplyResult:
     confirm: dict | None = None  # {token, deadline_in, rollback_generation} while a confirm window is open
     recovered: str | None = None  # what an earlier interrupted transaction was rolled back for
     probes: list[dict] = field(default_factory=list)  # results of the probes run after the change
+    # Check mode only: the recovery a real run does first ({action, reason, generation, plan, changes}).
+    recovery: dict | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -128,19 +140,43 @@ class HostDriver:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @contextmanager
+    def locked(self, *, check_mode: bool = False) -> Iterator[None]:
+        """The apply lock for one module run.
+
+        A real run holds :meth:`StateStore.lock` (which creates the state directory and the lock
+        file). Check mode writes nothing: it holds the lock shared when the file exists, so it never
+        takes the journal of a transaction in progress for a stale one, and goes without it when
+        there is none (no run has used this state directory yet, so there is nothing to wait for).
+        """
+        if not check_mode:
+            with self.store.lock():
+                yield
+            return
+        descriptor = _open_existing(self.store.lock_path)
+        if descriptor is None:
+            yield
+            return
+        try:
+            _flock_within(descriptor, self.store.lock_path, LOCK_TIMEOUT_SECONDS)
+            yield
+        finally:
+            os.close(descriptor)  # releases the lock
+
     # -- observing ---------------------------------------------------------------------------
-    def observe(self, records: Records, desired: HostState) -> HostState:
+    def observe(self, records: Records, desired: HostState, *, read_table: bool = True) -> HostState:
         """The host as the planner sees it: ownership of addresses, FDB entries and ports from ``records``.
 
         The live nft listing is never byte-equal to the rendered text; when the two normalise to
         the same table the observed ruleset *is* the desired one, otherwise the listing stands.
+        ``read_table=False`` (check mode without nft) observes the table as absent.
         """
         # The forwarding keys always: snapshots, history and boot files must hold them even when
         # this run's desired state does not mention them.
         sysctl_keys = sorted(set(dict(desired.sysctls)) | set(records.sysctl_previous)
                              | {SYSCTL_IPV4_FORWARDING, SYSCTL_IPV6_FORWARDING})
         kernel = self.netlink.observe(sysctl_keys)
-        listing = self.nft.list_table()
+        listing = self.nft.list_table() if read_table else None
         ruleset = listing
         if listing is not None and desired.ruleset is not None:
             # Fast path: the table is byte-for-byte what nft listed after our last load of this rendering.
@@ -177,15 +213,18 @@ class HostDriver:
         before and raises :class:`RolledBackError`. With ``confirm_timeout`` the change stays
         pending: a detached timer rolls it back unless :meth:`confirm` is called in time.
         ``want_after`` observes the host again after a change (for diffs).
+
+        Check mode writes nothing at all (see :meth:`_check`). A real run checks a new ruleset with
+        ``nft -c`` before it writes its journal: a table the kernel refuses fails the run with
+        nothing changed and so nothing to roll back.
         """
+        if check_mode:
+            return self._check(desired, scope)
         recovered = self.recover()
         records = self.store.load()
+        desired = restoring_sysctls(desired, records.sysctl_previous)
         before = self.observe(records, desired)
-        operations = sorted((op for op in plan(desired, before) if scope is None or scope(op, before)),
-                            key=_firewall_first)
-        if check_mode:
-            return ApplyResult(operations, self._pending_dnsmasq(operations), before, desired, records,
-                               summarise(operations), recovered=recovered)
+        operations = _in_scope(plan(desired, before), before, scope)
         if not operations:
             if topology != records.topology:
                 records = replace(records, topology=topology)
@@ -193,6 +232,7 @@ class HostDriver:
             return ApplyResult([], self.dnsmasq.reconcile(), before, before, records, summarise([]),
                                recovered=recovered)
 
+        self._check_rulesets(operations)
         journal = Journal(new_token(), time.time(), os.getpid(), owned_snapshot(before), records,
                           [operation.to_dict() for operation in operations])
         self.journals.write(journal)
@@ -220,6 +260,99 @@ class HostDriver:
         else:
             self._commit(journal, operations, after, records, history_keep)
         return result
+
+    def _check(self, desired: HostState, scope: OperationFilter | None) -> ApplyResult:
+        """Check mode: what a real run would do, found without writing anything.
+
+        Nothing is executed, recovered, recorded or started. A journal an earlier run left is
+        reported, not acted on: :attr:`ApplyResult.recovery` says what a real run does with it
+        first, and the apply is planned from the host as that recovery leaves it, so ``plan`` is
+        what the real run executes after it. A new ruleset is checked with ``nft -c`` in the
+        target's namespace (skipped with a warning where nft is not installed).
+        """
+        warnings: list[str] = []
+        read_table = self.nft.installed()
+        if not read_table:
+            warnings.append(NFT_MISSING_WARNING)
+        records = self.store.load()
+        journal, confirmed = self._stale_journal() or (None, False)
+        rolls_back = journal is not None and not confirmed
+        if journal is not None and rolls_back:
+            records_after = journal.snapshot_records
+            desired = restoring_sysctls(desired, records_after.sysctl_previous)
+            recovery, before = self._preview_rollback(journal, records, desired, read_table)
+        else:
+            records_after = records
+            desired = restoring_sysctls(desired, records.sysctl_previous)
+            before = self.observe(records, desired, read_table=read_table)
+            recovery = None if journal is None else {
+                "action": "finish commit", "generation": records.generation, "plan": [], "changes": {},
+                "reason": f"the apply started {utc_iso(journal.created)} was confirmed but its commit did not "
+                          f"finish; the real run commits it as generation {records.generation} first"}
+        if recovery is not None:
+            warnings.append(f"check mode: {self.journals.path} holds an unfinished transaction: {recovery['reason']}")
+        operations = _in_scope(plan(desired, before), before, scope)
+        if read_table:
+            self._check_rulesets(operations)
+        # After a rollback the instances match the snapshot's files: only the plan's files change them.
+        dnsmasq = self._pending_dnsmasq(operations, include_current=not rolls_back)
+        return ApplyResult(operations, dnsmasq, before, desired, records_after, summarise(operations),
+                           recovery=recovery, warnings=warnings)
+
+    def _preview_rollback(self, journal: Journal, records: Records, desired: HostState,
+                          read_table: bool) -> tuple[dict, HostState]:
+        """The rollback :meth:`recover` would run for ``journal`` as a report, and the host it would leave.
+
+        ``desired`` is what the apply after it plans for: the host is observed the way the real
+        run observes it after the rollback (its sysctls, its table as the desired text when equal).
+        """
+        target = rollback_target(journal)
+        restored = journal.snapshot_records
+        # One observation serves both plans: the rollback's sysctls and those the apply looks at.
+        live = self.observe(records, replace(target, sysctls={**dict(desired.sysctls), **dict(target.sysctls)}),
+                            read_table=read_table)
+        operations, after = preview_rollback(journal, live, records)
+        operations = sorted(operations, key=_firewall_first)
+        if (after.ruleset is not None and desired.ruleset is not None
+                and self.nft.matches(after.ruleset, desired.ruleset)):
+            after = replace(after, ruleset=desired.ruleset)
+        keys = set(dict(desired.sysctls)) | set(restored.sysctl_previous) | {SYSCTL_IPV4_FORWARDING,
+                                                                             SYSCTL_IPV6_FORWARDING}
+        after = replace(after, sysctls={key: value for key, value in after.sysctls if key in keys})
+        recovery = {
+            "action": "roll back",
+            "generation": restored.generation,
+            "reason": f"the apply started {utc_iso(journal.created)} did not finish because {_why_stale(journal)}; "
+                      f"the real run rolls it back to generation {restored.generation} ({len(operations)} "
+                      "operations) before it applies anything",
+            # Without file and ruleset contents: the journal holds them, and results stay small.
+            "plan": [_without_content(operation) for operation in operations],
+            "changes": {kind: count for kind, count in summarise(operations).items() if count},
+        }
+        return recovery, after
+
+    def _check_rulesets(self, operations: Sequence[Operation]) -> None:
+        """``nft -c`` of each table the plan loads; ``BackendError("nft check", ...)`` naming the line it refuses."""
+        for operation in operations:
+            if operation.kind == "replace_ruleset":
+                self.nft.check(str(operation.detail("content")))
+
+    def _stale_journal(self) -> tuple[Journal, bool] | None:
+        """The journal an earlier run left, and whether its change was confirmed; None when there is none.
+
+        Under the apply lock a journal is never that of a transaction in progress. One whose confirm
+        window is still open is not stale: ``BackendError("confirm window", ...)``, in check mode too.
+        """
+        journal = self.journals.read()
+        if journal is None:
+            return None
+        if _timer.confirmed(journal.token, self.state_dir):
+            return journal, True
+        if journal.confirm_deadline is not None and time.time() < journal.confirm_deadline:
+            raise BackendError("confirm window", f"generation {journal.snapshot_records.generation + 1} awaits "
+                                                 f"confirmation until {utc_iso(journal.confirm_deadline)}; it is "
+                                                 "confirmed by the same task or rolled back when the window closes")
+        return journal, False
 
     def _execute_all(self, operations: Sequence[Operation], records: Records,
                      topology: dict | None) -> tuple[Records, list[str]]:
@@ -279,8 +412,11 @@ class HostDriver:
             if os.path.exists(leftover):
                 os.unlink(leftover)
 
-    def confirm(self, token: str, history_keep: int = DEFAULT_HISTORY) -> dict:
-        """The controller reached the host again: keep the pending change (``state: confirmed``)."""
+    def confirm(self, token: str, history_keep: int = DEFAULT_HISTORY, *, check_mode: bool = False) -> dict:
+        """The controller reached the host again: keep the pending change (``state: confirmed``).
+
+        In check mode only whether the change is still pending: ``changed`` says a real run would commit it.
+        """
         journal = self.journals.read()
         if journal is None or journal.token != token:
             marker = self.journals.rolled_back_marker(token)
@@ -289,6 +425,9 @@ class HostDriver:
                 with open(marker, encoding="utf-8") as handle:
                     reason = handle.read().strip() or reason
             return {"changed": False, "confirmed": False, "rolled_back": True, "rollback_reason": reason}
+        if check_mode:
+            return {"changed": True, "confirmed": False, "rolled_back": False,
+                    "generation": self.store.load().generation}
         # The marker first: a timer that fires now sees it under the lock and leaves the change alone.
         _timer.confirm(token, self.state_dir)
         _timer.disarm(token, self.state_dir, self.runner.on_host())
@@ -298,22 +437,20 @@ class HostDriver:
         return {"changed": True, "confirmed": True, "rolled_back": False, "generation": records.generation}
 
     def recover(self) -> str | None:
-        """Finish what an earlier transaction left: roll back an interrupted apply or an expired window."""
-        journal = self.journals.read()
+        """Finish what an earlier transaction left: roll back an interrupted apply or an expired window.
+
+        Never in check mode: :meth:`_check` reports the same decision without acting on it.
+        """
+        journal, confirmed = self._stale_journal() or (None, False)
         if journal is None:
             return None
-        if _timer.confirmed(journal.token, self.state_dir):
+        if confirmed:
             # Confirmed, then interrupted before the commit finished: finish the commit.
             records = self.store.load()
             self._commit(journal, journal.planned_operations(), self.observe(records, empty_state()), records,
                          DEFAULT_HISTORY)
             return None
-        if journal.confirm_deadline is not None and time.time() < journal.confirm_deadline:
-            raise BackendError("confirm window", f"generation {journal.snapshot_records.generation + 1} awaits "
-                                                 f"confirmation until {utc_iso(journal.confirm_deadline)}; it is "
-                                                 "confirmed by the same task or rolled back when the window closes")
-        why = "its confirm window closed" if journal.confirm_deadline is not None else "it was interrupted"
-        reason = f"the apply started {utc_iso(journal.created)} was rolled back because {why}"
+        reason = f"the apply started {utc_iso(journal.created)} was rolled back because {_why_stale(journal)}"
         self.rollback(journal, reason)
         return reason
 
@@ -347,9 +484,10 @@ class HostDriver:
         return self.apply(as_desired(state), check_mode=check_mode, topology=topology,
                           want_after=want_after, history_keep=history_keep)
 
-    def _pending_dnsmasq(self, operations: Sequence[Operation]) -> list[str]:
-        """In check mode with file changes pending, say which instances a real run would (re)start or stop."""
-        pending = self.dnsmasq.reconcile(dry_run=True)
+    def _pending_dnsmasq(self, operations: Sequence[Operation], *, include_current: bool = True) -> list[str]:
+        """In check mode, which instances a real run would (re)start or stop: those that do not match
+        their files now (``include_current``) and those whose file the plan changes."""
+        pending = self.dnsmasq.reconcile(dry_run=True) if include_current else []
         for operation in operations:
             if operation.kind in FILE_KINDS:
                 verb = "restart or start" if operation.kind == "write_file" else "stop"
@@ -360,6 +498,7 @@ class HostDriver:
         if operation.kind in NETLINK_KINDS:
             self.netlink.execute(operation)
         elif operation.kind == "replace_ruleset":
+            # apply() checked it with nft -c before the journal; a rollback loads a table loaded before.
             self.nft.replace(str(operation.detail("content")), check_first=False)
         elif operation.kind == "delete_ruleset":
             self.nft.delete()
@@ -421,7 +560,9 @@ class OwnershipLedger:
         elif kind == "set_sysctl":
             key = str(operation.detail("key"))
             was = operation.detail("was")
-            if key not in self.sysctls and was is not None:
+            if key in self.sysctls and self.sysctls[key] == operation.detail("value"):
+                del self.sysctls[key]  # back to the value it had before the collection set it
+            elif key not in self.sysctls and was is not None:
                 self.sysctls[key] = str(was)
 
     def records(self, base: Records, **changes: object) -> Records:
@@ -439,11 +580,53 @@ def record_operation(records: Records, operation: Operation) -> Records:
 def _firewall_first(operation: Operation) -> bool:
     """Sort key: a new table is loaded before anything else (stable for the rest of the plan).
 
-    nft -f is one transaction and the table names interfaces as strings, so a ruleset nft refuses
-    fails the apply before any link, address or file has changed. Deleting the table stays last,
+    nft -f is one transaction and the table names interfaces as strings, so even a ruleset that
+    passed ``nft -c`` and is refused at load time fails the apply before any link, address or file
+    has changed. Deleting the table stays last,
     as planned: networks that go away keep their filtering until they are gone.
     """
     return operation.kind != "replace_ruleset"
+
+
+def _in_scope(operations: Iterable[Operation], observed: HostState, scope: OperationFilter | None) -> list[Operation]:
+    """The module's share of a plan, the firewall first."""
+    return sorted((op for op in operations if scope is None or scope(op, observed)), key=_firewall_first)
+
+
+def _why_stale(journal: Journal) -> str:
+    return "its confirm window closed" if journal.confirm_deadline is not None else "it was interrupted"
+
+
+def _without_content(operation: Operation) -> dict:
+    """An operation as a result shows it, without the file or ruleset text (its sha256 and lines stay)."""
+    shown = operation.to_dict()
+    shown["details"].pop("content", None)
+    return shown
+
+
+def _open_existing(path: str) -> int | None:
+    """``path`` opened read-only, None when it does not exist (nothing is created)."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise BackendError("lock", f"cannot open {path}: {error.strerror or error}") from None
+
+
+def _flock_within(descriptor: int, path: str, timeout: float) -> None:
+    """A shared ``flock`` on ``descriptor``, waiting up to ``timeout`` seconds for an apply to finish."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return
+        except OSError as error:
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise BackendError("lock", f"cannot lock {path}: {error.strerror or error}") from None
+        if time.monotonic() >= deadline:
+            raise BackendError("lock", f"another apply holds {path} (waited {timeout:g} s)")
+        time.sleep(LOCK_POLL_SECONDS)
 
 
 def _user() -> str:
@@ -538,7 +721,12 @@ def owned_only(state: HostState) -> HostState:
     )
 
 
+def recovery_keys(result: ApplyResult) -> dict:
+    """The result key a check run adds when a real run would first recover an earlier transaction."""
+    return {} if result.recovery is None else {"recovery": result.recovery}
+
+
 __all__ = [
     "Address", "ApplyResult", "Enslavement", "FdbEntry", "HostDriver", "diff_of", "network_scope", "owned_only",
-    "owned_view", "record_operation", "ruleset_scope",
+    "owned_view", "record_operation", "recovery_keys", "ruleset_scope",
 ]

@@ -38,6 +38,13 @@ HOST_ARGUMENT_SPEC = dict(
 # What the modules that change or read the live host need.
 HOST_LIBRARIES = (NETADDR, PYROUTE2)
 
+# Where the modules that read a topology look for profile files (docs/policy-profiles.md): this
+# collection's directory, then the original Ghostwarden CLI's.
+DEFAULT_POLICY_DIRS = ["/etc/ghostwarden/policies", "/etc/gwarden/policies"]
+POLICY_DIRS_ARGUMENT_SPEC = dict(
+    policy_dirs=dict(type="list", elements="path", default=DEFAULT_POLICY_DIRS),
+)
+
 # ghostwarden_apply's options, here so that its action plugin validates a task with the module's own spec.
 APPLY_STATES = ["present", "absent", "gathered", "rendered", "rolled_back", "confirmed"]
 APPLY_ARGUMENT_SPEC = dict(
@@ -50,6 +57,7 @@ APPLY_ARGUMENT_SPEC = dict(
     history=dict(type="int", default=10),
     generation=dict(type="int"),
     confirm_token=dict(type="str", no_log=False),
+    **POLICY_DIRS_ARGUMENT_SPEC,
     **HOST_ARGUMENT_SPEC,
 )
 APPLY_OPTION_RULES = dict(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+from typing import Callable, Optional
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import BackendError
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import NFT_FAMILY, NFT_TABLE
@@ -61,10 +63,19 @@ def _nft_errors(result: CommandResult, script_offset: int | None = None) -> str:
 
 
 class NftCli:
-    """The live table ``inet ghostwarden`` through the ``nft`` command (in the runner's namespace)."""
+    """The live table ``inet ghostwarden`` through the ``nft`` command (in the runner's namespace).
 
-    def __init__(self, runner: CommandRunner) -> None:
+    ``which`` finds a program on ``PATH`` (``shutil.which``; tests hand in their own).
+    """
+
+    def __init__(self, runner: CommandRunner, *, which: Callable[[str], Optional[str]] = shutil.which) -> None:
         self.runner = runner
+        self._which = which
+
+    def installed(self) -> bool:
+        """Whether ``nft`` is on ``PATH``. A namespace shares the host's files, so this holds inside it too;
+        asked before running it, because a module's runner fails the task on a missing program."""
+        return self._which("nft") is not None
 
     def _run(self, step: str, argv: list[str], stdin: str | None = None) -> CommandResult:
         try:
@@ -87,20 +98,34 @@ class NftCli:
         """``nft list table inet ghostwarden``; None when the table does not exist."""
         return self._listing("nft list", ["nft", "list", "table", NFT_FAMILY, NFT_TABLE])
 
+    @staticmethod
+    def _replace_script(ruleset: str) -> tuple[str, int]:
+        """The replace script of ``ruleset`` and how many of its lines come before the ruleset."""
+        script = render_replace_script(ruleset)
+        body = ruleset if ruleset.endswith("\n") else ruleset + "\n"
+        return script, script.count("\n") - body.count("\n")
+
+    def check(self, ruleset: str) -> None:
+        """``nft -c -f -`` of the replace script: whether the kernel would load ``ruleset``. Changes nothing.
+
+        A refusal raises ``BackendError("nft check", ...)`` naming the ruleset line nft marked.
+        """
+        script, offset = self._replace_script(ruleset)
+        checked = self._run("nft check", ["nft", "-c", "-f", "-"], script)
+        if checked.rc != 0:
+            raise BackendError("nft check", _nft_errors(checked, offset))
+
     def replace(self, ruleset: str, *, check_first: bool = True) -> None:
         """Replace the table with ``ruleset`` in one transaction, checked with ``nft -c`` first.
 
         A ruleset nft refuses raises ``BackendError("nft check", ...)`` and the host is unchanged.
-        ``check_first=False`` skips the separate check for callers that load the table before
-        any other change: ``nft -f`` is one transaction, so a refused load changes nothing either.
+        ``check_first=False`` is for callers that ran :meth:`check` themselves (the driver does,
+        before its transaction starts); ``nft -f`` is one transaction, so a refused load changes
+        nothing either.
         """
-        script = render_replace_script(ruleset)
-        body = ruleset if ruleset.endswith("\n") else ruleset + "\n"
-        offset = script.count("\n") - body.count("\n")
+        script, offset = self._replace_script(ruleset)
         if check_first:
-            checked = self._run("nft check", ["nft", "-c", "-f", "-"], script)
-            if checked.rc != 0:
-                raise BackendError("nft check", _nft_errors(checked, offset))
+            self.check(ruleset)
         applied = self._run("nft apply", ["nft", "-f", "-"], script)
         if applied.rc != 0:
             raise BackendError("nft apply", _nft_errors(applied, offset))

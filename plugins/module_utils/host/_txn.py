@@ -338,6 +338,52 @@ def rollback_plan(journal: Journal, observed: HostState, records: Records) -> Li
     return plan(rollback_target(journal), during)
 
 
+def preview_rollback(journal: Journal, observed: HostState, records: Records) -> Tuple[List[Operation], HostState]:
+    """The rollback of ``journal`` without running it (check mode): its operations, and the host it leaves.
+
+    The rollback makes the owned part of the host the journal's snapshot and touches no foreign
+    object, so the host afterwards is the snapshot (with its ownership marks, which
+    ``journal.snapshot_records`` gives back) next to the foreign part of ``observed``. What the
+    kernel takes along with a link the rollback deletes goes too: foreign addresses and FDB
+    entries on it, the ports enslaved to it and their bridge VLANs.
+    """
+    during = claim_planned_links(journal, apply_ownership(observed, ownership_during(journal, records)))
+    operations = plan(rollback_target(journal), during)
+    snapshot = journal.snapshot
+    deleted = {operation.target.split(":", 1)[1] for operation in operations if operation.kind == "delete_link"}
+    restored = {link.name for link in snapshot.links}
+    links = [link for link in during.links if not link.owned and link.name not in restored] + list(snapshot.links)
+    kept = {link.name for link in links} - deleted  # links there after the rollback that it does not delete
+
+    snapshot_ports = {item.port for item in snapshot.enslavements}
+    enslavements = list(snapshot.enslavements) + [
+        item for item in during.enslavements
+        if not item.owned and item.port not in snapshot_ports and item.port in kept and item.master in kept]
+    master_before = {item.port: item.master for item in during.enslavements}
+    master_after = {item.port: item.master for item in enslavements}
+    owned_before = {link.name for link in during.links if link.owned}
+    bridge_vlans = list(snapshot.bridge_vlans) + [
+        entry for entry in during.bridge_vlans
+        if entry.port not in snapshot_ports and entry.port not in restored and entry.port not in owned_before
+        and entry.port in kept and master_before.get(entry.port) == master_after.get(entry.port)]
+
+    snapshot_addresses = {item.key for item in snapshot.addresses}
+    snapshot_fdb = {item.key for item in snapshot.fdb}
+    after = replace(
+        snapshot,
+        links=tuple(links),
+        bridge_vlans=tuple(bridge_vlans),
+        addresses=tuple(snapshot.addresses) + tuple(
+            item for item in during.addresses
+            if not item.owned and item.iface in kept and item.key not in snapshot_addresses),
+        fdb=tuple(snapshot.fdb) + tuple(
+            item for item in during.fdb if not item.owned and item.iface in kept and item.key not in snapshot_fdb),
+        enslavements=tuple(enslavements),
+        sysctls={**dict(observed.sysctls), **dict(snapshot.sysctls)},
+    )
+    return operations, after
+
+
 # --- history ---------------------------------------------------------------------------------
 
 
@@ -548,6 +594,15 @@ def unit_name(netns: Optional[str]) -> str:
     return f"ghostwarden-restore-{netns}.service" if netns else "ghostwarden-restore.service"
 
 
+def boot_unit(state_dir: str, netns: Optional[str], *, pending: bool = False) -> Optional[Dict[str, str]]:
+    """The boot-restore unit of ``state_dir`` as ``{name, path}`` when its file exists under
+    ``<state_dir>/persist/`` (every commit writes it), or will once a ``pending`` change is
+    committed (an open confirm window); None otherwise."""
+    name = unit_name(netns)
+    path = posixpath.join(persist_dir(state_dir), name)
+    return {"name": name, "path": path} if pending or os.path.isfile(path) else None
+
+
 def _unit_word(value: str) -> str:
     """A value as one double-quoted word of a unit file (``%`` is a specifier there)."""
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
@@ -572,12 +627,14 @@ def persistence_files(state: HostState, *, state_dir: str, netns: Optional[str])
     files = {
         "links.batch": "".join(f"{line}\n" for line in script.ip_lines),
         "bridge.batch": "".join(f"{line}\n" for line in script.bridge_lines),
-        "sysctl.conf": "".join(f"{key} = {value}\n" for key, value in script.sysctls),
+        # The committed values as they are, not planned against an empty host: the planner moves an
+        # accept_ra between 1 and 2 only, and on an empty host there is no value to move from.
+        "sysctl.conf": "".join(f"{key} = {value}\n" for key, value in state.sysctls),
         "ghostwarden.nft": render_replace_script(state.ruleset) if state.ruleset is not None
         else render_delete_script(),
     }
     files["restore.sh"] = _restore_script(state, state_dir, directory, netns)
-    files[unit_name(netns)] = _unit(directory, netns)
+    files[unit_name(netns)] = _unit(state_dir, directory, netns)
     return {posixpath.join(directory, name): content for name, content in sorted(files.items())}
 
 
@@ -632,7 +689,7 @@ def _foreign_vlan_parents(state: HostState) -> List[str]:
     return sorted(str(parent) for parent in parents if parent and parent not in created)
 
 
-def _unit(directory: str, netns: Optional[str]) -> str:
+def _unit(state_dir: str, directory: str, netns: Optional[str]) -> str:
     where = f" in network namespace {netns}" if netns else ""
     lines = [
         "# Generated by ghostwarden.core.",
@@ -643,6 +700,8 @@ def _unit(directory: str, netns: Optional[str]) -> str:
         "Wants=network-pre.target",
         "After=network-pre.target",
         "Before=network-online.target network.target",
+        # The state directory may be a mount of its own (a separate /var): restore.sh reads it.
+        f"RequiresMountsFor={_unit_word(state_dir)}",
     ]
     if netns:
         # The namespace (and the foreign links the state uses in it) must exist first; the unit
@@ -782,7 +841,7 @@ def rollback_script(journal: Journal, after: HostState, *, state_dir: str, netns
 
 
 __all__ = [
-    "History", "Journal", "JournalStore", "apply_ownership", "claim_planned_links", "journal_text", "new_token",
-    "owned_snapshot", "ownership_during", "persist_dir", "persistence_files", "rollback_plan", "rollback_script",
-    "rollback_target", "topology_sha256", "unit_name", "utc_iso", "write_persistence",
+    "History", "Journal", "JournalStore", "apply_ownership", "boot_unit", "claim_planned_links", "journal_text",
+    "new_token", "owned_snapshot", "ownership_during", "persist_dir", "persistence_files", "rollback_plan",
+    "rollback_script", "rollback_target", "topology_sha256", "unit_name", "utc_iso", "write_persistence",
 ]

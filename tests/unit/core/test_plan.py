@@ -23,7 +23,12 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._model impor
     Subnet,
     Topology,
 )
-from ansible_collections.ghostwarden.core.plugins.module_utils.core._plan import desired_state, plan
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._plan import (
+    desired_state,
+    plan,
+    restoring_sysctls,
+    uplinks,
+)
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state import (
     OPERATION_KINDS,
     Address,
@@ -323,7 +328,8 @@ def test_vlan_aware_vxlan_bridge_manages_the_vxlan_port_too():
         ),
         pytest.param(
             (lab6(masq_out="enp6s0"),),
-            (("net.ipv4.ip_forward", "1"), ("net.ipv6.conf.all.forwarding", "1")),
+            (("net.ipv4.ip_forward", "1"), ("net.ipv6.conf.all.forwarding", "1"),
+             ("net.ipv6.conf.enp6s0.accept_ra", "2")),
             id="dual-stack-masquerade",
         ),
         pytest.param((br_work(), overlay()), (), id="l2-only"),
@@ -331,6 +337,95 @@ def test_vlan_aware_vxlan_bridge_manages_the_vxlan_port_too():
 )
 def test_forwarding_sysctls(networks, expected):
     assert desired(*networks).sysctls == expected
+
+
+def v6_routed(name: str, octet: int, **changes) -> Network:
+    network = Network(name=name, type="routed", iface=f"gw-{name}",
+                      subnets=(Subnet(f"10.{octet}.0.0/24", f"10.{octet}.0.1", 4),
+                               Subnet(f"fd{octet}::/64", f"fd{octet}::1", 6)))
+    return dataclasses.replace(network, **changes)
+
+
+def test_uplinks_are_interfaces_uplink_and_every_masq_out_but_not_created_links():
+    networks = (v6_routed("a", 40, masq_out="wan0"), v6_routed("b", 41, masq_out="enp6s0"),
+                v6_routed("c", 42, masq_out="gw-a"), v6_routed("d", 43, masq_out="eth1.7"))
+    assert uplinks(topology(*networks)) == ["enp6s0", "eth1.7", "gw-a", "wan0"]
+    assert uplinks(topology(*networks), created=["gw-a"]) == ["enp6s0", "eth1.7", "wan0"]
+    assert uplinks(dataclasses.replace(topology(), interfaces=())) == []
+    # Every uplink keeps RAs when IPv6 is forwarded; a dot in a name is a slash in the key; the
+    # topology's own links are not uplinks.
+    assert dict(desired(*networks).sysctls) == {
+        "net.ipv4.ip_forward": "1",
+        "net.ipv6.conf.all.forwarding": "1",
+        "net.ipv6.conf.enp6s0.accept_ra": "2",
+        "net.ipv6.conf.eth1/7.accept_ra": "2",
+        "net.ipv6.conf.wan0.accept_ra": "2",
+    }
+
+
+@pytest.mark.parametrize(
+    "networks",
+    [
+        pytest.param((nat_dev(),), id="ipv4-forwarding-only"),
+        pytest.param((lab6(),), id="one-dual-stack-network-no-forwarding"),
+        pytest.param((br_work(), overlay()), id="l2-only"),
+    ],
+)
+def test_no_accept_ra_without_ipv6_forwarding(networks):
+    assert not [key for key, _value in desired(*networks).sysctls if key.endswith(".accept_ra")]
+
+
+def test_routing_between_two_ipv6_networks_keeps_the_uplink_accepting_ras():
+    state = desired(v6_routed("a", 40), v6_routed("b", 41))
+    assert dict(state.sysctls)["net.ipv6.conf.all.forwarding"] == "1"
+    assert dict(state.sysctls)["net.ipv6.conf.enp6s0.accept_ra"] == "2"  # interfaces.uplink
+
+
+ACCEPT_RA = "net.ipv6.conf.enp6s0.accept_ra"
+
+
+@pytest.mark.parametrize(
+    "found, wanted, expected",
+    [
+        pytest.param("1", "2", [f"set_sysctl sysctl:{ACCEPT_RA} key={ACCEPT_RA} value=2 was=1"], id="1-to-2"),
+        pytest.param("2", "2", [], id="already-2"),
+        pytest.param("0", "2", [], id="the-operator-turned-ras-off"),
+        pytest.param(None, "2", [], id="the-interface-does-not-exist"),
+        pytest.param("2", "1", [f"set_sysctl sysctl:{ACCEPT_RA} key={ACCEPT_RA} value=1 was=2"], id="back-to-1"),
+        pytest.param("0", "1", [], id="not-over-0"),
+        pytest.param("2", "0", [], id="never-to-0"),
+    ],
+)
+def test_accept_ra_moves_between_1_and_2_only(found, wanted, expected):
+    observed = HostState(sysctls={} if found is None else {ACCEPT_RA: found})
+    assert lines(plan(HostState(sysctls={ACCEPT_RA: wanted}), observed)) == expected
+
+
+def test_the_dual_stack_example_on_a_host_with_ras_accepted():
+    state = desired(lab6(masq_out="enp6s0"))
+    observed = dataclasses.replace(with_foreign(empty_state()), sysctls={
+        "net.ipv4.ip_forward": "0", "net.ipv6.conf.all.forwarding": "0", ACCEPT_RA: "1"})
+    assert [line for line in lines(plan(state, observed)) if line.startswith("set_sysctl")] == [
+        "set_sysctl sysctl:net.ipv4.ip_forward key=net.ipv4.ip_forward value=1 was=0",
+        "set_sysctl sysctl:net.ipv6.conf.all.forwarding key=net.ipv6.conf.all.forwarding value=1 was=0",
+        f"set_sysctl sysctl:{ACCEPT_RA} key={ACCEPT_RA} value=2 was=1",
+    ]
+
+
+def test_restoring_sysctls_gives_an_interface_that_is_no_longer_an_uplink_its_accept_ra_back():
+    previous = {"net.ipv4.ip_forward": "0", "net.ipv6.conf.all.forwarding": "0", ACCEPT_RA: "1",
+                "net.ipv6.conf.wan/7.accept_ra": "1"}
+    # state: absent: the accept_ra values come back, forwarding is never unset.
+    assert dict(restoring_sysctls(empty_state(), previous).sysctls) == {
+        ACCEPT_RA: "1", "net.ipv6.conf.wan/7.accept_ra": "1"}
+    # An uplink still wanted keeps 2; the one that is no longer an uplink gets 1.
+    state = desired(lab6(masq_out="enp6s0"))
+    restored = restoring_sysctls(state, previous)
+    assert dict(restored.sysctls) == {**dict(state.sysctls), "net.ipv6.conf.wan/7.accept_ra": "1"}
+    assert restoring_sysctls(state, {"net.ipv4.ip_forward": "0"}) is state
+    observed = dataclasses.replace(state, sysctls={**dict(state.sysctls), "net.ipv6.conf.wan/7.accept_ra": "2"})
+    assert lines(plan(restored, observed)) == [
+        "set_sysctl sysctl:net.ipv6.conf.wan/7.accept_ra key=net.ipv6.conf.wan/7.accept_ra value=1 was=2"]
 
 
 def test_desired_state_rejects_a_link_created_twice():

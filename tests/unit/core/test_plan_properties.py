@@ -63,7 +63,9 @@ class Kernel:
         self.addresses: Dict[Tuple[str, str], bool] = {key: False for key in FOREIGN_ADDRESSES}
         self.fdb: Dict[Tuple[str, str, str], bool] = {}
         self.owned_ports: Set[str] = set()
-        self.sysctls: Dict[str, str] = {"net.ipv4.ip_forward": "0", "net.ipv6.conf.all.forwarding": "0"}
+        # enp6s0, the masq_out of the generated networks, accepts router advertisements (the kernel's default).
+        self.sysctls: Dict[str, str] = {"net.ipv4.ip_forward": "0", "net.ipv6.conf.all.forwarding": "0",
+                                        "net.ipv6.conf.enp6s0.accept_ra": "1"}
         self.ruleset: Optional[str] = None
         self.files: Dict[str, str] = {}
         self.link_local_counter = 0

@@ -403,3 +403,49 @@ def test_an_address_in_use_fails_with_dnsmasq_message(lab: Lab):
         lab.control.reconcile()
     assert str(caught.value) == "dnsmasq a: failed to create listening socket for 10.40.0.1: Address already in use"
     assert lab.control.status()["a"].running is False
+
+
+def dnsmasq_pids(lab: Lab, config: str) -> list[int]:
+    """Every dnsmasq of ``config`` in the host namespace, from ``ip netns pids``."""
+    found = []
+    for pid in subprocess.run(["ip", "netns", "pids", lab.host.name], capture_output=True, text=True,
+                              check=True).stdout.split():
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except FileNotFoundError:
+            continue
+        if argv[0].endswith(b"dnsmasq") and f"--conf-file={config}".encode() in argv:
+            found.append(int(pid))
+    return found
+
+
+@pytest.mark.root
+def test_an_instance_without_its_pid_file_is_found_again(lab: Lab):
+    """Its pid file removed (or naming another process), a running instance is found by its command
+    line in the namespace: kept (no second dnsmasq), its pid file written again, and stopped."""
+    control = lab.control
+    lab.write(network("a", 40))
+    assert control.reconcile() == ["started a"]
+    pid = control.status()["a"].pid
+    assert pid is not None and dnsmasq_pids(lab, lab.config("a")) == [pid]
+    pid_file = lab.state_dir / "dnsmasq" / "a.pid"
+
+    pid_file.unlink()
+    assert control.status()["a"] == InstanceStatus("a", lab.config("a"), True, True, pid, True)
+    assert control.reconcile(dry_run=True) == []
+    assert not pid_file.exists()  # a dry run writes nothing
+    assert control.reconcile() == []
+    assert pid_file.read_text() == f"{pid}\n"
+    assert dnsmasq_pids(lab, lab.config("a")) == [pid]
+
+    pid_file.write_text(f"{os.getpid()}\n")  # a stale pid file naming another process
+    assert control.reconcile() == []
+    assert pid_file.read_text() == f"{pid}\n"
+
+    # Another namespace's view does not see it; stopping without the pid file finds it too.
+    other = DnsmasqControl(CommandRunner(netns=lab.client.name), str(lab.state_dir))
+    pid_file.unlink()
+    assert other.status()["a"].running is False
+    assert control.stop_all() == ["stopped a"]
+    assert wait_dead(pid) and dnsmasq_pids(lab, lab.config("a")) == []
+    assert sorted(os.listdir(lab.state_dir / "dnsmasq")) == ["a.conf", "a.leases"]

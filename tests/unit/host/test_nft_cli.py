@@ -9,15 +9,21 @@ the second runs the real nft as root inside throwaway namespaces.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._compile import compile_topology
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import BackendError, RenderError
+from ansible_collections.ghostwarden.core.plugins.module_utils.host import _driver
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._nft import render_replace_script
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._nft_cli import NftCli
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._runner import CommandResult, CommandRunner
 from ansible_collections.ghostwarden.core.tests.support.netns import NetNS, netns, requires_netns
 from ansible_collections.ghostwarden.core.tests.support.recorder import StdinRecorder as Recorder
 from ansible_collections.ghostwarden.core.tests.unit.core.test_nft import golden_ruleset
+from ansible_collections.ghostwarden.core.tests.unit.host.test_driver import TOPOLOGY as DRIVER_TOPOLOGY
+from ansible_collections.ghostwarden.core.tests.unit.host.test_driver import FakeDnsmasq, FakeKernel
 
 __all__ = ["netns"]  # the fixture, imported for pytest
 
@@ -105,6 +111,27 @@ def test_a_failed_check_never_applies():
     assert len(recorder.calls) == 1
 
 
+def test_check_runs_only_nft_c_of_the_replace_script():
+    cli, recorder = recorded(CommandResult(0, "", ""), netns_name="lab")
+    cli.check(SMALL)
+    assert recorder.calls == [(["ip", "netns", "exec", "lab", "nft", "-c", "-f", "-"], render_replace_script(SMALL))]
+
+
+def test_a_refused_check_names_the_ruleset_line():
+    stderr = ("/dev/stdin:6:8-14: Error: Could not process rule: No such file or directory\n"
+              "\t\tjump nowhere\n\t\t     ^^^^^^^\n")
+    cli, _recorder = recorded(CommandResult(1, "", stderr))
+    with pytest.raises(BackendError) as caught:
+        cli.check(SMALL)
+    assert str(caught.value) == ("nft check: ruleset line 4, columns 8-14: Could not process rule: No such file or "
+                                 "directory (at 'nowhere' in 'jump nowhere')")
+
+
+def test_installed_looks_for_nft_on_the_path():
+    assert NftCli(CommandRunner(Recorder()), which=lambda name: f"/usr/sbin/{name}").installed()
+    assert not NftCli(CommandRunner(Recorder()), which=lambda name: None).installed()
+
+
 def test_a_failed_apply_after_a_good_check():
     cli, _recorder = recorded(CommandResult(0, "", ""),
                               CommandResult(1, "", "Error: Could not process rule: Cannot allocate memory\n"))
@@ -148,6 +175,85 @@ def test_matches_compares_normalised():
     listed = SMALL.replace("counter comment", "counter packets 3 bytes 114 comment").replace("\t", "    ")
     assert NftCli.matches(listed, SMALL)
     assert not NftCli.matches(listed, SMALL.replace("dport 11", "dport 12"))
+
+
+# --- the driver's nft calls, with a recorded runner ---------------------------------------------
+
+
+OK = CommandResult(0, "", "")
+LIST = ["nft", "list", "table", "inet", "ghostwarden"]
+CHECK = ["nft", "-c", "-f", "-"]
+LOAD = ["nft", "-f", "-"]
+
+
+@pytest.fixture
+def recorded_driver(tmp_path, monkeypatch):
+    """A HostDriver whose nft runs through a recorded runner (inside namespace lab); kernel and dnsmasq faked."""
+    monkeypatch.setattr(_driver, "DnsmasqControl", lambda runner, state_dir: FakeDnsmasq())
+    recorder = Recorder()
+    host = _driver.HostDriver(state_dir=str(tmp_path), netns="lab", runner=CommandRunner(recorder, netns="lab"))
+    host.nft = NftCli(host.runner, which=lambda name: f"/usr/sbin/{name}")
+    host._netlink = FakeKernel()
+    return host, recorder
+
+
+def nft_calls(recorder: Recorder) -> list[tuple[list[str], bool]]:
+    """What was run, without the namespace prefix, and whether it read the replace script of TOPOLOGY."""
+    return [(argv[4:], stdin is not None) for argv, stdin in recorder.calls]
+
+
+def test_a_real_apply_checks_the_table_before_its_transaction(recorded_driver):
+    driver, recorder = recorded_driver
+    compiled = compile_topology(DRIVER_TOPOLOGY, state_dir=driver.state_dir)
+    listed = CommandResult(0, compiled.desired.ruleset, "")
+    recorder.answers = [NO_TABLE, OK, OK, listed, listed]
+    driver.apply(compiled.desired, check_mode=False)
+    # The table is checked, then the journal written and the table loaded first; then read back twice
+    # (the digests for the next run's fast comparison, the host after the change).
+    assert nft_calls(recorder) == [(LIST, False), (CHECK, True), (LOAD, True), (LIST, False), (LIST, False)]
+    script = render_replace_script(compiled.desired.ruleset)
+    assert recorder.calls[1][1] == recorder.calls[2][1] == script
+
+
+def test_a_refused_check_ends_a_real_apply_before_its_journal(recorded_driver):
+    driver, recorder = recorded_driver
+    refused = CommandResult(1, "", "/dev/stdin:5:9-15: Error: Could not process rule: No such file or directory\n"
+                                   "\tchain nowhere {\n\t      ^^^^^^^\n")
+    recorder.answers = [NO_TABLE, refused]
+    compiled = compile_topology(DRIVER_TOPOLOGY, state_dir=driver.state_dir)
+    with pytest.raises(BackendError) as caught:
+        driver.apply(compiled.desired, check_mode=False)
+    assert caught.value.step == "nft check" and caught.value.cause.startswith("ruleset line 3, columns 9-15: ")
+    assert nft_calls(recorder) == [(LIST, False), (CHECK, True)]
+    assert driver.netlink.executed == [] and driver.journals.read() is None
+    assert os.listdir(driver.state_dir) == []
+
+
+def test_check_mode_lists_and_checks_and_loads_nothing(recorded_driver):
+    driver, recorder = recorded_driver
+    recorder.answers = [NO_TABLE, OK]
+    compiled = compile_topology(DRIVER_TOPOLOGY, state_dir=driver.state_dir)
+    result = driver.apply(compiled.desired, check_mode=True)
+    assert result.operations[0].kind == "replace_ruleset"
+    assert nft_calls(recorder) == [(LIST, False), (CHECK, True)]
+    assert os.listdir(driver.state_dir) == []
+
+
+def test_check_mode_without_a_table_change_does_not_call_nft_c(recorded_driver):
+    driver, recorder = recorded_driver
+    compiled = compile_topology(DRIVER_TOPOLOGY, state_dir=driver.state_dir)
+    recorder.answers = [CommandResult(0, compiled.desired.ruleset, "")]
+    driver.apply(compiled.desired, check_mode=True)
+    assert nft_calls(recorder) == [(LIST, False)]
+
+
+def test_check_mode_without_nft_runs_no_nft(recorded_driver):
+    driver, recorder = recorded_driver
+    driver.nft = NftCli(driver.runner, which=lambda name: None)
+    compiled = compile_topology(DRIVER_TOPOLOGY, state_dir=driver.state_dir)
+    result = driver.apply(compiled.desired, check_mode=True)
+    assert recorder.calls == []
+    assert result.warnings == [_driver.NFT_MISSING_WARNING]
 
 
 # --- the real nft, inside a throwaway namespace -------------------------------------------------

@@ -32,6 +32,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.host._txn import 
     Journal,
     JournalStore,
     apply_ownership,
+    boot_unit,
     claim_planned_links,
     new_token,
     owned_snapshot,
@@ -367,6 +368,7 @@ def test_persistence_files_for_a_namespace(tmp_path: Path) -> None:
         "Wants=network-pre.target\n"
         "After=network-pre.target\n"
         "Before=network-online.target network.target\n"
+        'RequiresMountsFor="/var/lib/gw"\n'
         "ConditionPathExists=/run/netns/lab1\n"
         "\n"
         "[Service]\n"
@@ -386,12 +388,40 @@ def test_persistence_on_the_host_and_without_a_table() -> None:
     persist = "/srv/gw 1%/persist"
     assert files[f"{persist}/ghostwarden.nft"] == "add table inet ghostwarden\ndelete table inet ghostwarden\n"
     assert "ExecStart=/bin/sh \"/srv/gw 1%%/persist/restore.sh\"\n" in files[f"{persist}/ghostwarden-restore.service"]
+    assert 'RequiresMountsFor="/srv/gw 1%%"\n' in files[f"{persist}/ghostwarden-restore.service"]
     assert "ConditionPathExists" not in files[f"{persist}/ghostwarden-restore.service"]
     assert "sysctl -q -p '/srv/gw 1%/persist/sysctl.conf' || status=1\n" in files[f"{persist}/restore.sh"]
     assert "gw_start_instance '" not in files[f"{persist}/restore.sh"]
     assert unit_name(None) == "ghostwarden-restore.service"
     with pytest.raises(RenderError, match="netns: 'a b' is not a namespace name"):
         unit_name("a b")
+
+
+def test_the_boot_sysctls_are_the_committed_values_an_uplink_accept_ra_included() -> None:
+    # Planned against an empty host an accept_ra would be left out (it moves between 1 and 2
+    # only); the boot file holds the committed values as they are.
+    sysctls = {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1",
+               "net.ipv6.conf.eth0.accept_ra": "2", "net.ipv6.conf.eth0/20.accept_ra": "2"}
+    files = persistence_files(replace(BEFORE, sysctls=sysctls), state_dir="/var/lib/gw", netns=None)
+    assert files["/var/lib/gw/persist/sysctl.conf"] == (
+        "net.ipv4.ip_forward = 1\n"
+        "net.ipv6.conf.all.forwarding = 1\n"
+        "net.ipv6.conf.eth0.accept_ra = 2\n"
+        "net.ipv6.conf.eth0/20.accept_ra = 2\n"
+    )
+
+
+def test_boot_unit_names_the_unit_file_when_it_exists_or_will(tmp_path: Path) -> None:
+    state_dir = str(tmp_path / "state")
+    assert boot_unit(state_dir, "lab1") is None
+    assert boot_unit(state_dir, "lab1", pending=True) == {
+        "name": "ghostwarden-restore-lab1.service",
+        "path": f"{state_dir}/persist/ghostwarden-restore-lab1.service",
+    }
+    write_persistence(persistence_files(replace(BEFORE, dnsmasq_files={}), state_dir=state_dir, netns=None))
+    assert boot_unit(state_dir, None) == {"name": "ghostwarden-restore.service",
+                                          "path": f"{state_dir}/persist/ghostwarden-restore.service"}
+    assert boot_unit(state_dir, "lab1") is None  # another namespace's unit is not there
 
 
 def test_write_persistence_is_atomic_per_file_with_modes(tmp_path: Path) -> None:
