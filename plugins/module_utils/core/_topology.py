@@ -262,9 +262,11 @@ class _Parser(TopologyReader):
 
     def load_profile_file(self, name: str, file: str, path: str) -> Profile | None:
         """Profile ``name`` from ``file`` into the index; its problems are reported at ``path``, naming the file."""
-        assert self.profile_dirs is not None
+        dirs = self.profile_dirs
+        if dirs is None:  # only reached through a lookup in the directories, which needs them
+            return None
         try:
-            profile = self.profile_dirs.load(name, file)
+            profile = dirs.load(name, file)
         except ValidationError as error:
             for issue in error.issues:
                 self.fail(path, str(issue))
