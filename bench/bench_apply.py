@@ -54,6 +54,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._compile imp
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state import sysctl_path  # noqa: E402
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._nft import TABLE, normalise_ruleset  # noqa: E402
+from ansible_collections.ghostwarden.core.tests.support.netns import delete_netns  # noqa: E402
 
 MODULE = ROOT / "plugins" / "modules" / "ghostwarden_apply.py"
 FORWARDS_PER_NETWORK = 3
@@ -121,14 +122,7 @@ class Namespaces:
 
     def delete_all(self) -> None:
         for name in self.names:
-            pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True,
-                                  check=False).stdout.split()
-            for pid in pids:
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
-            subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
+            delete_netns(name)
         self.names.clear()
 
 
