@@ -22,3 +22,26 @@ options:
     type: path
     default: /var/lib/ghostwarden
 """
+
+    # Options of the modules that apply a topology and so can lock the operator out (DESIGN 4.5).
+    LOCKOUT = r"""
+options:
+  allow_lockout:
+    description:
+      - Apply a topology although it can cut the operator off the host. Without it such a topology fails
+        before anything changes, with one line per problem naming the field and the reason.
+      - "Refused are: C(management.enforce: false) or C(management.ports: []); a TCP forward of a management
+        port on every address, or on the address the play's SSH connection arrived at; a profile that drops a
+        management port while the guard protects no one (no C(management.allow_from), no SSH connection);
+        a network whose subnet contains the controller's address, or overlaps a subnet on the interface the
+        host answers the controller through; enslaving that interface to a bridge without
+        C(adopt_port_addresses); a profile on the network carrying the connection that drops it while the
+        guard does not accept it."
+      - The checks that need the host (its route back to the controller, that interface's addresses and
+        subnets) run on the managed node before anything is planned, in check mode too; they only apply
+        when the module runs in the namespace the SSH connection arrived in (O(netns) unset).
+      - With V(true) each problem is a warning instead, and a confirm window (O(ghostwarden.core.ghostwarden_apply#module:confirm_timeout))
+        still rolls back a change that does cut the connection.
+    type: bool
+    default: false
+"""

@@ -30,6 +30,7 @@ extends_documentation_fragment:
   - ghostwarden.core._attributes
   - ghostwarden.core._attributes.platform
   - ghostwarden.core._host
+  - ghostwarden.core._host.lockout
 attributes:
   idempotent:
     support: full
@@ -384,9 +385,11 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.host._module impo
     apply_result,
     connection_sources,
     host_driver,
+    lockout_guard,
     run,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state import empty_state
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._lockout import find_lockouts
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._driver import HostDriver, recovery_keys
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._probe import check_probes
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._txn import boot_unit
@@ -420,7 +423,9 @@ def apply_topology(module: AnsibleModule) -> dict:
         compiled = compile_topology(read_topology_input(params["topology"], params["src"]),
                                     state_dir=params["state_dir"],
                                     profile_dirs=profile_dirs_option(params["policy_dirs"], params["src"]))
-        return {"changed": False, "warnings": list(compiled.topology.warnings), **rendered_result(compiled)}
+        refused = [f"an apply would refuse this unless allow_lockout is true: {issue}"
+                   for issue in find_lockouts(compiled.topology)]
+        return {"changed": False, "warnings": [*compiled.topology.warnings, *refused], **rendered_result(compiled)}
     if params["history"] < 1:
         raise ValidationError(Issue("history", f"{params['history']} is not a positive number of generations"))
     check_probes(params["probes"])
@@ -454,7 +459,9 @@ def apply_topology(module: AnsibleModule) -> dict:
                                     profile_dirs=profile_dirs_option(params["policy_dirs"], params["src"]))
         result = driver.apply(compiled.desired, check_mode=module.check_mode, want_after=module._diff,
                               topology=compiled.normalised(), probes=params["probes"],
-                              confirm_timeout=0 if module.check_mode else confirm_window(params), history_keep=keep)
+                              confirm_timeout=0 if module.check_mode else confirm_window(params), history_keep=keep,
+                              guard=lockout_guard(module, compiled.topology,
+                                                  protect_connection=params["management_from_connection"]))
         filtered = [network.iface for network in compiled.topology.networks if network.policy_profile]
         warnings = [*compiled.topology.warnings, *double_filtering_warnings(detect_proxmox(), filtered),
                     *result.warnings]

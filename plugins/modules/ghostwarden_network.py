@@ -29,6 +29,7 @@ extends_documentation_fragment:
   - ghostwarden.core._attributes
   - ghostwarden.core._attributes.platform
   - ghostwarden.core._host
+  - ghostwarden.core._host.lockout
 attributes:
   idempotent:
     support: full
@@ -147,6 +148,8 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.host._module impo
     connection_sources,
     HOST_LIBRARIES,
     host_driver,
+    lockout_guard,
+    LOCKOUT_ARGUMENT_SPEC,
     run,
 )
 
@@ -169,7 +172,8 @@ def apply_network(module: AnsibleModule) -> dict:
             config = instance_paths(params["state_dir"], name).config
         result = driver.apply(compiled.desired, check_mode=module.check_mode, want_after=module._diff,
                               scope=network_scope(name, links, config),
-                              topology=compiled.normalised())
+                              topology=compiled.normalised(),
+                              guard=lockout_guard(module, compiled.topology, protect_connection=True))
         return {**apply_result(module, result), **recovery_keys(result),
                 "warnings": [*compiled.topology.warnings, *result.warnings]}
 
@@ -181,6 +185,7 @@ def main() -> None:
             network=dict(type="dict"),
             interfaces=dict(type="dict"),
             state=dict(type="str", default="present", choices=["present", "absent"]),
+            **LOCKOUT_ARGUMENT_SPEC,
             **HOST_ARGUMENT_SPEC,
         ),
         required_if=[("state", "present", ("network",))],

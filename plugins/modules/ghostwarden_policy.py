@@ -24,6 +24,7 @@ extends_documentation_fragment:
   - ghostwarden.core._attributes
   - ghostwarden.core._attributes.platform
   - ghostwarden.core._host
+  - ghostwarden.core._host.lockout
 attributes:
   idempotent:
     support: full
@@ -175,6 +176,8 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.host._module impo
     POLICY_DIRS_ARGUMENT_SPEC,
     apply_result,
     connection_sources,
+    lockout_guard,
+    LOCKOUT_ARGUMENT_SPEC,
     HOST_LIBRARIES,
     host_driver,
     run,
@@ -195,7 +198,9 @@ def apply_policy(module: AnsibleModule) -> dict:
                                     extra_management=connection_sources(params["management_from_connection"]),
                                     profile_dirs=profile_dirs_option(params["policy_dirs"]))
         result = driver.apply(compiled.desired, check_mode=module.check_mode, want_after=module._diff, scope=ruleset_scope,
-                              topology=compiled.normalised())
+                              topology=compiled.normalised(),
+                              guard=lockout_guard(module, compiled.topology,
+                                                  protect_connection=params["management_from_connection"]))
         return {**apply_result(module, result), **recovery_keys(result), "ruleset": compiled.ruleset,
                 "warnings": [*compiled.topology.warnings, *result.warnings]}
 
@@ -212,6 +217,7 @@ def main() -> None:
             interfaces=dict(type="dict"),
             management_from_connection=dict(type="bool", default=True),
             state=dict(type="str", default="present", choices=["present", "absent"]),
+            **LOCKOUT_ARGUMENT_SPEC,
             **POLICY_DIRS_ARGUMENT_SPEC,
             **HOST_ARGUMENT_SPEC,
         ),

@@ -169,7 +169,7 @@ def test_lost_management_path_rolls_back_by_itself(lab: Lab, tmp_path: Path) -> 
     table_a = owned_table(lab, host)
     assert table_a is not None
 
-    running = plays.start([apply_task(topology_b(), state_dir, management_from_connection=False)])
+    running = plays.start([apply_task(topology_b(), state_dir, management_from_connection=False, allow_lockout=True)])
     journal = state_dir / "journal.json"
 
     def window_open() -> bool:

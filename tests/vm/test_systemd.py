@@ -174,7 +174,8 @@ def test_the_timer_rolls_back_a_change_that_cut_the_management_path(guests, play
     assert first[0].changed and first[0]["confirmed"] is True, first.output
     table_before = guests["vm1"].ssh("nft list table inet ghostwarden").stdout
 
-    second = plays([apply_with_window(trap_topology(), management_from_connection=False)], hosts="vm1")
+    second = plays([apply_with_window(trap_topology(), management_from_connection=False, allow_lockout=True)],
+                   hosts="vm1")
     (task,) = second
     assert task.status == "failed", f"{task}\n{second.output}"
     assert task["msg"].startswith("the change cut the management path"), task["msg"]

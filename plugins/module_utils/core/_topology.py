@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import NETADDR
@@ -36,6 +37,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors impo
     Issue,
     ValidationError,
 )
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._lockout import management_port_warnings
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import (
     NETWORK_TYPES,
     Dhcp,
@@ -52,7 +54,6 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._policy impo
     BUILTIN_PROFILES,
     ProfileDirs,
     parse_profile,
-    profile_blocks_host_port,
     profile_to_dict,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._reading import Keys, is_int, join, kind, show
@@ -135,16 +136,17 @@ class _Parser(TopologyReader):
         self.check_subnet_overlaps()
         check_public_overlaps(self)
         check_links(self)
-        self.check_management(networks)
         index = self.index
-        return Topology(
+        topology = Topology(
             version=1,
             interfaces=tuple(sorted(index.interfaces.items())),
             management=index.management,
             profiles=tuple(sorted(index.profiles.items())),
             networks=tuple(sorted(networks, key=lambda network: network.name)),
-            warnings=tuple(self.warnings),
         )
+        # What would lock the operator out is refused by the modules that apply (core._lockout);
+        # what only narrows who stays protected is said here, once per profile.
+        return replace(topology, warnings=(*self.warnings, *management_port_warnings(topology)))
 
     def parse_interfaces(self, value: object, path: str) -> None:
         if value is None:
@@ -474,37 +476,6 @@ class _Parser(TopologyReader):
                 self.fail(path, f"{cidr} overlaps {reach[1]} of network {reach[2]}")
             if reach is None or last > reach[0]:
                 furthest[version] = (last, cidr, network)
-
-    def check_management(self, networks: list[Network]) -> None:
-        management = self.index.management
-        if not management.enforce:
-            self.warnings.insert(0, "management.enforce is false: the management guard is OFF, nothing keeps "
-                                    "the management ports open, and a profile that drops them can lock you out "
-                                    "of this host")
-        if management.allow_from:
-            return
-        profiles = self.index.profiles
-        blocked_by_profile: dict[str, int | None] = {}
-        for network in sorted(networks, key=lambda item: item.name):
-            name = network.policy_profile
-            if name is None:
-                continue
-            if name not in blocked_by_profile:
-                blocked_by_profile[name] = _first_blocked_port(profiles[name], management.ports)
-            port = blocked_by_profile[name]
-            if port is not None:
-                self.warnings.append(
-                    f"networks.{network.name}: profile {name} drops management port {port}/tcp from this network "
-                    f"to the host and management.allow_from is empty: only the connection Ansible runs over "
-                    f"stays protected")
-
-
-def _first_blocked_port(profile: Profile, ports: tuple[PortRange, ...]) -> int | None:
-    for port_range in ports:
-        for port in range(port_range.first, port_range.last + 1):
-            if profile_blocks_host_port(profile, port, "tcp"):
-                return port
-    return None
 
 
 def parse_topology(data: object, *, path: str = "", profile_dirs: ProfileDirs | None = None) -> Topology:

@@ -105,8 +105,6 @@ def _parse_forward(reader: TopologyReader, value: object, path: str, l3: dict | 
     if problem:
         reader.fail(dst_path, f"{dst.text} {problem}")
         return None
-    if protocol == "tcp" and public_ip is None:
-        _warn_management_forward(reader, path, entry, dst.text)
     return Forward(
         family=family, protocol=protocol, public_ip=None if public_ip is None else public_ip.text,
         public_port=public_ports, dst_ip=dst.text, dst_port=dst_ports, hairpin=hairpin, comment=comment,
@@ -235,16 +233,6 @@ def _parse_comment(reader: TopologyReader, data: dict, path: str) -> str | None:
                                            f"characters without quotes or backslash")
         return None
     return str(value)
-
-
-def _warn_management_forward(reader: TopologyReader, path: str, public: PublicEntry, dst: str) -> None:
-    for managed in reader.index.management.ports:
-        if public.first <= managed.last and managed.first <= public.last:
-            port = max(public.first, managed.first)
-            reader.warnings.append(
-                f"{path}: {public.text} forwards management port {port}/tcp on every address to {dst}: "
-                f"connections to that port no longer reach this host")
-            return
 
 
 # -- across networks --------------------------------------------------------------------------

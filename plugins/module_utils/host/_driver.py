@@ -85,6 +85,8 @@ NFT_MISSING_WARNING = ("check mode: nft is not installed on the target, so the t
 
 # (operation, observed host) -> whether the operation belongs to the module's scope
 OperationFilter = Callable[[Operation, HostState], bool]
+# Run before planning, in check mode too: raises to refuse the change, or returns warnings (the lock-out guard).
+Guard = Callable[["HostDriver"], list]
 
 
 @dataclass
@@ -204,7 +206,8 @@ class HostDriver:
     # -- applying ----------------------------------------------------------------------------
     def apply(self, desired: HostState, *, check_mode: bool, scope: OperationFilter | None = None,
               topology: dict | None = None, want_after: bool = False, probes: Sequence[dict] = (),
-              confirm_timeout: float = 0, history_keep: int = DEFAULT_HISTORY) -> ApplyResult:
+              confirm_timeout: float = 0, history_keep: int = DEFAULT_HISTORY,
+              guard: Guard | None = None) -> ApplyResult:
         """Plan ``desired`` against the host and, unless ``check_mode``, execute it as a transaction.
 
         ``scope`` limits the operations to one network's objects (ghostwarden_network,
@@ -212,15 +215,17 @@ class HostDriver:
         of any operation, of dnsmasq or of a probe rolls the host back to the snapshot taken
         before and raises :class:`RolledBackError`. With ``confirm_timeout`` the change stays
         pending: a detached timer rolls it back unless :meth:`confirm` is called in time.
-        ``want_after`` observes the host again after a change (for diffs).
+        ``want_after`` observes the host again after a change (for diffs). ``guard`` runs after any
+        recovery and before planning: it refuses the change by raising, or returns warnings.
 
         Check mode writes nothing at all (see :meth:`_check`). A real run checks a new ruleset with
         ``nft -c`` before it writes its journal: a table the kernel refuses fails the run with
         nothing changed and so nothing to roll back.
         """
         if check_mode:
-            return self._check(desired, scope)
+            return self._check(desired, scope, guard)
         recovered = self.recover()
+        warnings = guard(self) if guard is not None else []
         records = self.store.load()
         desired = restoring_sysctls(desired, records.sysctl_previous)
         before = self.observe(records, desired)
@@ -230,7 +235,7 @@ class HostDriver:
                 records = replace(records, topology=topology)
                 self.store.save(records)
             return ApplyResult([], self.dnsmasq.reconcile(), before, before, records, summarise([]),
-                               recovered=recovered)
+                               recovered=recovered, warnings=warnings)
 
         self._check_rulesets(operations)
         journal = Journal(new_token(), time.time(), os.getpid(), owned_snapshot(before), records,
@@ -254,14 +259,14 @@ class HostDriver:
         after = self.observe(records, desired)
         result = ApplyResult(operations, dnsmasq_changes, before, after if want_after else desired, records,
                              summarise(operations), recovered=recovered,
-                             probes=[probe.to_dict() for probe in probe_results])
+                             probes=[probe.to_dict() for probe in probe_results], warnings=warnings)
         if confirm_timeout > 0:
             result.confirm = self._open_window(journal, after, confirm_timeout)
         else:
             self._commit(journal, operations, after, records, history_keep)
         return result
 
-    def _check(self, desired: HostState, scope: OperationFilter | None) -> ApplyResult:
+    def _check(self, desired: HostState, scope: OperationFilter | None, guard: Guard | None) -> ApplyResult:
         """Check mode: what a real run would do, found without writing anything.
 
         Nothing is executed, recovered, recorded or started. A journal an earlier run left is
@@ -270,7 +275,7 @@ class HostDriver:
         what the real run executes after it. A new ruleset is checked with ``nft -c`` in the
         target's namespace (skipped with a warning where nft is not installed).
         """
-        warnings: list[str] = []
+        warnings: list[str] = guard(self) if guard is not None else []
         read_table = self.nft.installed()
         if not read_table:
             warnings.append(NFT_MISSING_WARNING)

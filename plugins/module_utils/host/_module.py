@@ -25,8 +25,14 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors impo
     MissingDependencyError,
     ValidationError,
 )
-from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import DEFAULT_STATE_DIR
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._lockout import (
+    ManagementConnection,
+    find_lockouts,
+    lockout_outcome,
+)
+from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import DEFAULT_STATE_DIR, Topology
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._driver import ApplyResult, HostDriver, diff_of
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._mgmt_route import read_management_route
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._runner import CommandResult, CommandRunner
 
 NETNS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -45,6 +51,11 @@ POLICY_DIRS_ARGUMENT_SPEC = dict(
     policy_dirs=dict(type="list", elements="path", default=DEFAULT_POLICY_DIRS),
 )
 
+# The modules that apply a topology refuse one that can lock the operator out, unless told (core._lockout).
+LOCKOUT_ARGUMENT_SPEC = dict(
+    allow_lockout=dict(type="bool", default=False),
+)
+
 # ghostwarden_apply's options, here so that its action plugin validates a task with the module's own spec.
 APPLY_STATES = ["present", "absent", "gathered", "rendered", "rolled_back", "confirmed"]
 APPLY_ARGUMENT_SPEC = dict(
@@ -57,6 +68,7 @@ APPLY_ARGUMENT_SPEC = dict(
     history=dict(type="int", default=10),
     generation=dict(type="int"),
     confirm_token=dict(type="str", no_log=False),
+    **LOCKOUT_ARGUMENT_SPEC,
     **POLICY_DIRS_ARGUMENT_SPEC,
     **HOST_ARGUMENT_SPEC,
 )
@@ -104,6 +116,23 @@ def connection_sources(enabled: bool) -> list[str]:
         return []
     connection = os.environ.get("SSH_CONNECTION", "").split()
     return connection[:1]
+
+
+def lockout_guard(module: AnsibleModule, topology: Topology, *, protect_connection: bool) -> Callable[[HostDriver], list[str]]:
+    """The lock-out check a host driver runs before it plans (core._lockout), also in check mode.
+
+    The play's SSH connection and the route back to it count only when the module works in the
+    namespace the connection arrived in (``netns`` unset): another namespace cannot cut it.
+    """
+    allowed = module.params["allow_lockout"]
+
+    def guard(driver: HostDriver) -> list[str]:
+        connection = None if driver.netns else ManagementConnection.parse(os.environ.get("SSH_CONNECTION"))
+        route = read_management_route(driver.runner, connection.client) if connection is not None else None
+        issues = find_lockouts(topology, connection=connection, connection_protected=protect_connection, route=route)
+        return lockout_outcome(issues, allowed=allowed)
+
+    return guard
 
 
 def apply_result(module: AnsibleModule, result: ApplyResult) -> dict:
