@@ -31,6 +31,7 @@ extends_documentation_fragment:
   - ghostwarden.core._attributes.platform
   - ghostwarden.core._host
   - ghostwarden.core._host.lockout
+  - ghostwarden.core._host.results
 attributes:
   idempotent:
     support: full
@@ -225,7 +226,7 @@ topology:
     - The normalised topology, every default filled in, in this collection's format.
     - Profiles read from files (O(policy_dirs)) are under C(policies), each with C(file), the path it was read from.
     - With O(state=gathered), the live owned state as a topology.
-  returned: success, except with O(state=absent)
+  returned: with O(state=rendered) and O(state=gathered); with O(state=present) when O(return_content=true)
   type: dict
   sample:
     version: 1
@@ -234,7 +235,7 @@ topology:
       nat_dev: {type: routed, iface: gw-nat_dev, cidr: 10.33.0.0/24, gw_ip: 10.33.0.1}
 ruleset:
   description: The whole C(inet ghostwarden) nftables table as C(nft -f) text (with O(state=gathered), as listed by nft).
-  returned: success, except with O(state=absent)
+  returned: with O(state=rendered) and O(state=gathered); with O(state=present) when O(return_content=true)
   type: str
   sample: "table inet ghostwarden {\n  ...\n}\n"
 plan:
@@ -245,11 +246,23 @@ plan:
     - With O(state=gathered) and O(state=confirmed), empty.
     - Each item has C(kind) (for example V(create_link), V(add_address), V(replace_ruleset)), C(target)
       (for example V(link:gw-nat_dev)) and C(details).
+    - Unless O(return_content=true) (and except with O(state=rendered)), only the first 50 operations, without file
+      and ruleset contents (their C(sha256) and C(lines) stay); RV(plan_omitted) counts the rest.
   returned: success
   type: list
   elements: dict
   sample:
     - {kind: create_link, target: "link:gw-nat_dev", details: {kind: bridge}}
+plan_omitted:
+  description: How many operations RV(plan) leaves out (RV(changes) counts them all); O(return_content=true) lists them.
+  returned: when the plan has more than 50 operations and O(return_content=false)
+  type: int
+  sample: 1450
+summary:
+  description: One line saying what the run did (in check mode, would do), or V(no change).
+  returned: with O(state=present), O(state=absent) and O(state=rolled_back)
+  type: str
+  sample: "applied 3 operations (2 create_link, 1 replace_ruleset); dnsmasq: started nat_dev"
 dnsmasq:
   description:
     - With O(state=rendered), the dnsmasq configuration of every network with DHCP or DNS, file path to content.
@@ -465,8 +478,9 @@ def apply_topology(module: AnsibleModule) -> dict:
         filtered = [network.iface for network in compiled.topology.networks if network.policy_profile]
         warnings = [*compiled.topology.warnings, *double_filtering_warnings(detect_proxmox(), filtered),
                     *result.warnings]
-        output = {**apply_result(module, result), **recovery_keys(result), "warnings": warnings,
-                  "topology": compiled.normalised(), "ruleset": compiled.ruleset}
+        output = {**apply_result(module, result), **recovery_keys(result), "warnings": warnings}
+        if params["return_content"]:
+            output.update(topology=compiled.normalised(), ruleset=compiled.ruleset)
         if result.probes:
             output["probes"] = result.probes
         return with_boot_unit(output, driver, pending=result.confirm is not None)

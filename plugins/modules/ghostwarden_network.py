@@ -30,6 +30,7 @@ extends_documentation_fragment:
   - ghostwarden.core._attributes.platform
   - ghostwarden.core._host
   - ghostwarden.core._host.lockout
+  - ghostwarden.core._host.results
 attributes:
   idempotent:
     support: full
@@ -104,11 +105,23 @@ EXAMPLES = r"""
 
 RETURN = r"""
 plan:
-  description: The operations executed (in check mode, due), each with C(kind), C(target) and C(details).
+  description:
+    - The operations executed (in check mode, due), each with C(kind), C(target) and C(details).
+    - Unless O(return_content=true), the first 50 without file and ruleset contents; RV(plan_omitted) counts the rest.
   returned: success
   type: list
   elements: dict
   sample: [{kind: create_link, target: "link:gw-nat_dev", details: {type: bridge}}]
+plan_omitted:
+  description: How many operations RV(plan) leaves out (RV(changes) counts them all); O(return_content=true) lists them.
+  returned: when the plan has more than 50 operations and O(return_content=false)
+  type: int
+  sample: 120
+summary:
+  description: One line saying what the run did (in check mode, would do), or V(no change).
+  returned: success
+  type: str
+  sample: "applied 2 operations (1 create_link, 1 add_address)"
 changes:
   description: How many operations of each kind were executed (kinds with none are left out).
   returned: success
@@ -150,6 +163,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.host._module impo
     host_driver,
     lockout_guard,
     LOCKOUT_ARGUMENT_SPEC,
+    RETURN_CONTENT_ARGUMENT_SPEC,
     run,
 )
 
@@ -186,6 +200,7 @@ def main() -> None:
             interfaces=dict(type="dict"),
             state=dict(type="str", default="present", choices=["present", "absent"]),
             **LOCKOUT_ARGUMENT_SPEC,
+            **RETURN_CONTENT_ARGUMENT_SPEC,
             **HOST_ARGUMENT_SPEC,
         ),
         required_if=[("state", "present", ("network",))],

@@ -25,6 +25,7 @@ extends_documentation_fragment:
   - ghostwarden.core._attributes.platform
   - ghostwarden.core._host
   - ghostwarden.core._host.lockout
+  - ghostwarden.core._host.results
 attributes:
   idempotent:
     support: full
@@ -134,11 +135,23 @@ EXAMPLES = r"""
 
 RETURN = r"""
 plan:
-  description: The operations executed (in check mode, due), each with C(kind), C(target) and C(details).
+  description:
+    - The operations executed (in check mode, due), each with C(kind), C(target) and C(details).
+    - Unless O(return_content=true), the first 50 without file and ruleset contents; RV(plan_omitted) counts the rest.
   returned: success
   type: list
   elements: dict
   sample: [{kind: replace_ruleset, target: "ruleset:inet ghostwarden", details: {sha256: "..."}}]
+plan_omitted:
+  description: How many operations RV(plan) leaves out (RV(changes) counts them all); O(return_content=true) lists them.
+  returned: when the plan has more than 50 operations and O(return_content=false)
+  type: int
+  sample: 120
+summary:
+  description: One line saying what the run did (in check mode, would do), or V(no change).
+  returned: success
+  type: str
+  sample: "applied 2 operations (1 create_link, 1 add_address)"
 changes:
   description: How many operations of each kind were executed (kinds with none are left out).
   returned: success
@@ -146,7 +159,7 @@ changes:
   sample: {replace_ruleset: 1}
 ruleset:
   description: The whole C(inet ghostwarden) table as loaded.
-  returned: success
+  returned: when O(return_content=true)
   type: str
   sample: "table inet ghostwarden {\n  ...\n}\n"
 generation:
@@ -178,6 +191,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.host._module impo
     connection_sources,
     lockout_guard,
     LOCKOUT_ARGUMENT_SPEC,
+    RETURN_CONTENT_ARGUMENT_SPEC,
     HOST_LIBRARIES,
     host_driver,
     run,
@@ -201,8 +215,11 @@ def apply_policy(module: AnsibleModule) -> dict:
                               topology=compiled.normalised(),
                               guard=lockout_guard(module, compiled.topology,
                                                   protect_connection=params["management_from_connection"]))
-        return {**apply_result(module, result), **recovery_keys(result), "ruleset": compiled.ruleset,
-                "warnings": [*compiled.topology.warnings, *result.warnings]}
+        output = {**apply_result(module, result), **recovery_keys(result),
+                  "warnings": [*compiled.topology.warnings, *result.warnings]}
+        if params["return_content"]:
+            output["ruleset"] = compiled.ruleset
+        return output
 
 
 def main() -> None:
@@ -218,6 +235,7 @@ def main() -> None:
             management_from_connection=dict(type="bool", default=True),
             state=dict(type="str", default="present", choices=["present", "absent"]),
             **LOCKOUT_ARGUMENT_SPEC,
+            **RETURN_CONTENT_ARGUMENT_SPEC,
             **POLICY_DIRS_ARGUMENT_SPEC,
             **HOST_ARGUMENT_SPEC,
         ),

@@ -200,7 +200,8 @@ errors:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import NETADDR
-from ansible_collections.ghostwarden.core.plugins.module_utils.host._module import kind_counts, run
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._module import run
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._results import kind_counts
 from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._client import ProxmoxClient
 from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._module import (
     PROXMOX_ARGUMENT_SPEC,

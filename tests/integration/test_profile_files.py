@@ -101,7 +101,7 @@ def test_the_original_example_with_its_profile_files_applies_from_src(lab, run_p
         src.write_text(text.replace("vlan = 20\n", ""))
     state_dir = tmp_path / "state"
     state_dir.mkdir()
-    apply = task("ghostwarden_apply", src=str(src), netns=host, state_dir=str(state_dir))
+    apply = task("ghostwarden_apply", src=str(src), netns=host, state_dir=str(state_dir), return_content=True)
 
     first = one(run_play([apply]))
     assert first.changed, first
@@ -138,7 +138,7 @@ def test_profiles_the_collection_lacks_come_from_the_files(site, run_play, task,
     shared = etc / "ssh-only.yaml"
     shared.write_text(SSH_ONLY)
     common = {"netns": site.host, "state_dir": str(site.state_dir), "policy_dirs": [str(etc)]}
-    apply = task("ghostwarden_apply", src=str(src), **common)
+    apply = task("ghostwarden_apply", src=str(src), return_content=True, **common)
 
     first = one(run_play([apply]))
     assert first.changed, first

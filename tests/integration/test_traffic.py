@@ -110,7 +110,8 @@ def example(tmp_path_factory: pytest.TempPathFactory, play_factory, task) -> Ite
         lab.serve_tcp(example.inet, "INET", 9000)
         lab.serve_tcp(example.web, "WEB", 80, 8080)
         example.applied = example.run_play([
-            task("ghostwarden_apply", topology=HOST_TOPOLOGY, netns=host, state_dir=str(example.host_state_dir)),
+            task("ghostwarden_apply", topology=HOST_TOPOLOGY, netns=host, state_dir=str(example.host_state_dir),
+                 return_content=True),
             task("ghostwarden_apply", topology=PEER_TOPOLOGY, netns=peer, state_dir=str(workdir / "peer-state")),
         ])
         yield example

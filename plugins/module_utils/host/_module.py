@@ -12,9 +12,11 @@ mode, ``diff``. The pure core does not know AnsibleModule.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -31,8 +33,15 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._lockout imp
     lockout_outcome,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import DEFAULT_STATE_DIR, Topology
-from ansible_collections.ghostwarden.core.plugins.module_utils.host._driver import ApplyResult, HostDriver, diff_of
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._driver import ApplyResult, HostDriver
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._mgmt_route import read_management_route
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._results import (
+    changed_diff,
+    kind_counts,
+    nonzero_counts,
+    plan_keys,
+    summary_line,
+)
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._runner import CommandResult, CommandRunner
 
 NETNS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -56,6 +65,14 @@ LOCKOUT_ARGUMENT_SPEC = dict(
     allow_lockout=dict(type="bool", default=False),
 )
 
+# Results are compact unless asked (host._results): AWX stores every task result.
+RETURN_CONTENT_ARGUMENT_SPEC = dict(
+    return_content=dict(type="bool", default=False),
+)
+
+# A topology argument larger than this is echoed in the result as its size and digest (compact_invocation).
+LARGE_TOPOLOGY_BYTES = 4096
+
 # ghostwarden_apply's options, here so that its action plugin validates a task with the module's own spec.
 APPLY_STATES = ["present", "absent", "gathered", "rendered", "rolled_back", "confirmed"]
 APPLY_ARGUMENT_SPEC = dict(
@@ -69,6 +86,7 @@ APPLY_ARGUMENT_SPEC = dict(
     generation=dict(type="int"),
     confirm_token=dict(type="str", no_log=False),
     **LOCKOUT_ARGUMENT_SPEC,
+    **RETURN_CONTENT_ARGUMENT_SPEC,
     **POLICY_DIRS_ARGUMENT_SPEC,
     **HOST_ARGUMENT_SPEC,
 )
@@ -136,11 +154,13 @@ def lockout_guard(module: AnsibleModule, topology: Topology, *, protect_connecti
 
 
 def apply_result(module: AnsibleModule, result: ApplyResult) -> dict:
-    """The common result keys of a host change; ``diff`` only in diff mode."""
+    """The common result keys of a host change, compact unless ``return_content``; ``diff`` only in diff mode."""
+    changes = nonzero_counts(result.changes)
     output = {
         "changed": result.changed,
-        "plan": [operation.to_dict() for operation in result.operations],
-        "changes": {kind: count for kind, count in result.changes.items() if count},
+        **plan_keys(result.operations, full=module.params.get("return_content", False)),
+        "changes": changes,
+        "summary": summary_line(changes, result.dnsmasq, check_mode=module.check_mode),
         "dnsmasq": result.dnsmasq,
         "generation": result.records.generation,
         "rolled_back": False,
@@ -149,17 +169,29 @@ def apply_result(module: AnsibleModule, result: ApplyResult) -> dict:
         output["confirm"] = result.confirm
     if result.recovered:
         output["recovered"] = result.recovered
-    if module._diff:
-        output["diff"] = diff_of(result.before, result.after)
+    if module._diff and result.changed:
+        output["diff"] = changed_diff(result.before, result.after)
     return output
 
 
-def kind_counts(kinds: Iterable[str]) -> dict[str, int]:
-    """The ``changes`` of a result: how many operations of each kind its plan has, in plan order."""
-    counts: dict[str, int] = {}
-    for kind in kinds:
-        counts[kind] = counts.get(kind, 0) + 1
-    return counts
+def compact_invocation(module: AnsibleModule) -> dict | None:
+    """The task's arguments as the result echoes them, with a large ``topology`` replaced by its size and digest.
+
+    Ansible puts every module argument into the result (``invocation``), and a topology of
+    hundreds of networks would make a compact result large again. None leaves the echo as it is:
+    small topologies, and ``return_content: true``.
+    """
+    topology = module.params.get("topology")
+    if module.params.get("return_content") or not isinstance(topology, dict):
+        return None
+    text = json.dumps(topology, sort_keys=True, default=str)
+    if len(text) <= LARGE_TOPOLOGY_BYTES:
+        return None
+    networks = topology.get("networks")
+    count = len(networks) if isinstance(networks, dict) else 0
+    summary = {"omitted": f"{len(text)} bytes, {count} networks; return_content: true echoes it whole",
+               "sha256": hashlib.sha256(text.encode()).hexdigest()}
+    return {"module_args": {**module.params, "topology": summary}}
 
 
 def fail(module: AnsibleModule, error: GhostwardenError) -> None:
@@ -183,6 +215,9 @@ def run(module: AnsibleModule, work: Callable[[AnsibleModule], dict], *, needs: 
         fail(module, error)
     for warning in result.pop("warnings", []):
         module.warn(warning)
+    invocation = compact_invocation(module)
+    if invocation is not None:
+        result["invocation"] = invocation
     result.setdefault("plan", [])
     result.setdefault("changes", kind_counts(operation["kind"] for operation in result["plan"]))
     module.exit_json(**result)

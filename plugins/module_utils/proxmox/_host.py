@@ -18,6 +18,8 @@ from collections.abc import Iterable
 
 # pve-firewall (iptables) and proxmox-firewall (nftables, PVE 8.2+) both filter guest NICs that have firewall=1.
 FIREWALL_PID_FILES = ("run/pve-firewall.pid", "run/proxmox-firewall.pid")
+# How many bridges a warning about several spells out before "and N more".
+NAMED_BRIDGES = 5
 _NET_LINE = re.compile(r"^net\d+:\s*(?P<value>.+)$")
 _SECTION = re.compile(r"^\[(?P<name>[^\]]+)\]\s*$")
 
@@ -130,12 +132,17 @@ def detect_proxmox(root: str = "/") -> dict:
 
 
 def double_filtering_warnings(proxmox: dict, filtered_bridges: Iterable[str]) -> list[str]:
-    """A warning for each bridge that both pve-firewall and ghostwarden's profiles filter."""
+    """One warning naming the bridges that both pve-firewall and ghostwarden's profiles filter."""
     if not proxmox.get("firewall_active"):
         return []
     both = sorted(set(proxmox.get("firewall_bridges", ())) & set(filtered_bridges))
-    return [
-        f"bridge {bridge}: pve-firewall filters the guest NICs with firewall=1 on it and ghostwarden's policy "
-        "profile filters it too; a packet must pass both (turn one off for this bridge, or keep their rules in step)"
-        for bridge in both
-    ]
+    if not both:
+        return []
+    if len(both) == 1:
+        return [f"bridge {both[0]}: pve-firewall filters the guest NICs with firewall=1 on it and ghostwarden's policy "
+                "profile filters it too; a packet must pass both (turn one off for this bridge, or keep their rules in "
+                "step)"]
+    named = ", ".join(both[:NAMED_BRIDGES]) + (f" and {len(both) - NAMED_BRIDGES} more" if len(both) > NAMED_BRIDGES else "")
+    return [f"bridges {named} ({len(both)} bridges): pve-firewall filters the guest NICs with firewall=1 on them and "
+            "ghostwarden's policy profiles filter them too; a packet must pass both (turn one off for these bridges, or "
+            "keep their rules in step)"]

@@ -207,7 +207,7 @@ def test_async_is_refused():
     ({"topology": {}, "confirm_timout": 30},
      "Unsupported parameters for (ghostwarden.core.ghostwarden_apply) module: confirm_timout. Supported parameters "
      "include: allow_lockout, confirm_timeout, confirm_token, generation, history, management_from_connection, netns, policy_dirs, "
-     "probes, src, state, state_dir, topology."),
+     "probes, return_content, src, state, state_dir, topology."),
 ])
 def test_options_the_module_refuses_fail_before_it_runs(args, message):
     plugin, log, dummy = action([], args=args)

@@ -82,6 +82,16 @@ def test_warns_for_each_bridge_both_filter(tmp_path):
     ]
 
 
+
+def test_one_warning_names_every_bridge_both_filter(tmp_path):
+    proxmox = {**detect_proxmox(str(pve_root(tmp_path))), "firewall_bridges": [f"gw-n{index}" for index in range(7)]}
+    assert double_filtering_warnings(proxmox, [f"gw-n{index}" for index in range(7)]) == [
+        "bridges gw-n0, gw-n1, gw-n2, gw-n3, gw-n4 and 2 more (7 bridges): pve-firewall filters the guest NICs with "
+        "firewall=1 on them and ghostwarden's policy profiles filter them too; a packet must pass both (turn one off "
+        "for these bridges, or keep their rules in step)",
+    ]
+
+
 def test_firewall_flag_spellings():
     assert firewalled_bridges([
         "net0: virtio=X,bridge=a,firewall=on\nnet1: e1000,bridge=b,firewall=0\nnet2: virtio,firewall=1\n"
