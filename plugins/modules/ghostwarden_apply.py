@@ -404,6 +404,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.host._module impo
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state import empty_state
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._lockout import find_lockouts
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._driver import HostDriver, recovery_keys
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._conflicts import host_conflict_warnings
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._probe import check_probes
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._txn import boot_unit
 from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._host import detect_proxmox, double_filtering_warnings
@@ -470,6 +471,8 @@ def apply_topology(module: AnsibleModule) -> dict:
                                     state_dir=params["state_dir"],
                                     extra_management=connection_sources(params["management_from_connection"]),
                                     profile_dirs=profile_dirs_option(params["policy_dirs"], params["src"]))
+        # Other firewalls and network managers, seen before the change (docs/coexistence.md).
+        conflicts = host_conflict_warnings(driver.runner, compiled.topology)
         result = driver.apply(compiled.desired, check_mode=module.check_mode, want_after=module._diff,
                               topology=compiled.normalised(), probes=params["probes"],
                               confirm_timeout=0 if module.check_mode else confirm_window(params), history_keep=keep,
@@ -477,7 +480,7 @@ def apply_topology(module: AnsibleModule) -> dict:
                                                   protect_connection=params["management_from_connection"]))
         filtered = [network.iface for network in compiled.topology.networks if network.policy_profile]
         warnings = [*compiled.topology.warnings, *double_filtering_warnings(detect_proxmox(), filtered),
-                    *result.warnings]
+                    *conflicts, *result.warnings]
         output = {**apply_result(module, result), **recovery_keys(result), "warnings": warnings}
         if params["return_content"]:
             output.update(topology=compiled.normalised(), ruleset=compiled.ruleset)

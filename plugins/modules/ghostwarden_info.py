@@ -14,6 +14,9 @@ description:
     addresses, the owned C(inet ghostwarden) nft table with its counters, the dnsmasq instances and their
     DHCP leases per network, and the topology recorded by the last apply.
   - Says whether the host is a Proxmox VE node (RV(proxmox)), from files only, so that no API credentials are needed.
+  - Names what else filters the same packets or manages the same links (RV(conflicts)) - firewalld, ufw, Docker,
+    fail2ban, CrowdSec, the Proxmox VE firewall, other nft base chains that may drop the networks' traffic,
+    NetworkManager and systemd-networkd - judged against the topology recorded by the last apply.
   - Reads only; never changes the host.
 author:
   - ghostwarden.core maintainers (@ghostwarden)
@@ -134,6 +137,52 @@ proxmox:
       elements: str
   sample: {node: true, version: "8.2.4", cluster_name: lab, firewall_enabled: true, firewall_running: true,
            firewall_active: true, firewall_bridges: [vmbr0]}
+conflicts:
+  description:
+    - What else filters the networks' packets or manages their links, one item per cause, the same causes that
+      M(ghostwarden.core.ghostwarden_apply) warns about; see the collection's C(docs/coexistence.md).
+    - An accept in the C(inet ghostwarden) table does not override a drop in another table's base chain at the
+      same hook, so a foreign chain at the input or forward hook that may drop the networks' traffic is named here.
+    - Judged against the topology recorded by the last apply; before any apply, every foreign chain that may drop
+      traffic at those hooks counts.
+    - Services are read from files of the root namespace (pid files, C(/proc), C(/etc/ufw/ufw.conf), the state and
+      configuration files of NetworkManager and systemd-networkd); with O(netns) only the namespace's nft tables
+      are judged.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    kind:
+      description:
+        - V(firewalld), V(ufw), V(pve-firewall), V(docker), V(fail2ban), V(crowdsec), V(drop-chain) (a table no
+          known program made), V(NetworkManager) or V(systemd-networkd).
+      type: str
+    subject:
+      description: Who, and how it was found (a process, a pid file, a configuration line, the tables).
+      type: str
+    effect:
+      description: What happens to the networks' traffic or links, naming the chains with their table, hook and priority.
+      type: str
+    advice:
+      description: What to do about it.
+      type: str
+    networks:
+      description: The networks concerned.
+      type: list
+      elements: str
+    chains:
+      description: The foreign base chains concerned, each as V(family table chain).
+      type: list
+      elements: str
+  sample:
+    - kind: ufw
+      subject: "ufw (ENABLED=yes in /etc/ufw/ufw.conf; table ip filter)"
+      effect: >-
+        chain FORWARD of table ip filter (hook forward, priority 0; policy drop) drops IPv4 traffic routed into
+        and out of network nat_dev that none of its rules accepts first
+      advice: "Allow the networks in ufw: ufw allow in on gw-nat_dev; ufw route allow in on gw-nat_dev; ..."
+      networks: [nat_dev]
+      chains: [ip filter FORWARD]
 """
 
 from dataclasses import asdict
@@ -147,6 +196,11 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.host._module impo
     run,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state import empty_state
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._conflicts import (
+    conflict_dicts,
+    host_conflicts,
+    recorded_topology,
+)
 from ansible_collections.ghostwarden.core.plugins.module_utils.proxmox._host import detect_proxmox
 
 
@@ -176,6 +230,7 @@ def gather_info(module: AnsibleModule) -> dict:
             "topology": records.topology,
             "generation": records.generation,
             "proxmox": detect_proxmox(),
+            "conflicts": conflict_dicts(host_conflicts(driver.runner, recorded_topology(records.topology))),
         }
 
 
