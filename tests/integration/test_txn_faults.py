@@ -47,7 +47,7 @@ def test_apply_killed_at_30_points_recovers_to_a_committed_state(lab: Lab, tmp_p
     assert (first["changed"], first["generation"], first["rolled_back"]) == (True, 1, False)
     clean_a = site.fingerprint()
 
-    planned = succeeded(site.run(topology_b(), check=True))["plan"]
+    planned = succeeded(site.run(topology_b(), check=True, return_content=True))["plan"]
     assert len(planned) >= KILL_POINTS, f"B is only {len(planned)} operations away from A"
     succeeded(site.run(topology_b()))
     clean_b = site.fingerprint()

@@ -43,7 +43,8 @@ def gather_topology(observed: HostState, recorded: dict | None) -> tuple[dict, l
             links_by_owner.setdefault(link.owner, []).append(link)
     owned_addresses = {}
     for address in observed.addresses:
-        if address.owned:
+        # An adopted address is the port's (adopt_port_addresses), not the network's cidr/gw_ip.
+        if address.owned and address.adopted_from is None:
             owned_addresses.setdefault(address.iface, []).append(address.address)
     peers_by_iface: dict[str, list[str]] = {}
     for entry in observed.fdb:

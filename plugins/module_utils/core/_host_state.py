@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._model import NFT_FAMILY, NFT_TABLE, PortRange
@@ -36,6 +36,7 @@ LINK_ATTR_TYPES: Dict[str, type] = {
     "dev": str,  # vxlan underlay device
     "dstport": int,  # vxlan UDP port
     "ifalias": str,  # ownership mark "ghostwarden:<network>" on owned links
+    "mac": str,  # link-layer address: a bridge that adopts its port's addresses takes the port's (lower case)
     "learning": bool,  # vxlan source-address learning
     "local": str,  # vxlan local underlay address
     "master": str,  # the bridge the link is enslaved to
@@ -95,10 +96,15 @@ ACCEPT_RA_WHILE_FORWARDING = "2"
 IPV6_LINK_LOCAL = ipaddress.ip_network("fe80::/10")
 
 
-# Operation kinds in plan order (see docs/plan.md for why this order).
+# Operation kinds in plan order (see docs/plan.md for why this order). The kinds restore_* and
+# copy_neighbours (giving a port its addresses and routes back) and adopt_*/drop_port_address (moving
+# them to the bridge) are placed where an established connection through the port survives the move.
 OPERATION_KINDS = (
     "set_sysctl",
     "remove_file",
+    "restore_address",
+    "copy_neighbours",
+    "restore_route",
     "remove_fdb",
     "remove_address",
     "remove_bridge_vlan",
@@ -106,7 +112,10 @@ OPERATION_KINDS = (
     "delete_link",
     "create_link",
     "modify_link",
+    "adopt_address",
     "set_master",
+    "adopt_route",
+    "drop_port_address",
     "add_bridge_vlan",
     "add_address",
     "add_fdb",
@@ -117,6 +126,11 @@ OPERATION_KINDS = (
 
 
 RULESET_TARGET = f"ruleset:{NFT_FAMILY} {NFT_TABLE}"
+
+# Routing tables (linux/rtnetlink.h): routes of the local table are the kernel's (one per local
+# address), never adopted.
+MAIN_TABLE = 254
+LOCAL_TABLE = 255
 
 
 def _pairs(value: Any, what: str) -> Tuple[Tuple[str, Any], ...]:
@@ -215,11 +229,18 @@ class BridgeVlan:
 
 @dataclass(frozen=True, order=True)
 class Address:
-    """An address with prefix on a link; ``owned`` when the collection recorded adding it."""
+    """An address with prefix on a link; ``owned`` when the collection recorded adding it.
+
+    ``dynamic``: the kernel shows a lifetime (a DHCP or SLAAC lease), so a lease client manages it.
+    ``adopted_from``: the port it was adopted from (it sits on that port's bridge and goes back to
+    the port when the adoption ends); always owned.
+    """
 
     iface: str
     address: str  # canonical "10.33.0.1/24", "2001:db8::1/64"
     owned: bool = False
+    dynamic: bool = False
+    adopted_from: Optional[str] = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "address", _canonical_interface_address(self.address))
@@ -232,8 +253,110 @@ class Address:
     def link_local(self) -> bool:
         return ipaddress.ip_interface(self.address).ip in IPV6_LINK_LOCAL
 
+    @property
+    def family(self) -> int:
+        return ipaddress.ip_interface(self.address).version
+
     def to_dict(self) -> dict:
-        return {"iface": self.iface, "address": self.address, "owned": self.owned}
+        result: Dict[str, Any] = {"iface": self.iface, "address": self.address, "owned": self.owned}
+        if self.dynamic:
+            result["dynamic"] = True
+        if self.adopted_from is not None:
+            result["adopted_from"] = self.adopted_from
+        return result
+
+    @classmethod
+    def from_dict(cls, item: Mapping[str, Any]) -> Address:
+        return cls(item["iface"], item["address"], item["owned"], bool(item.get("dynamic", False)),
+                   item.get("adopted_from"))
+
+
+@dataclass(frozen=True, order=True)
+class Route:
+    """A unicast route through link ``dev`` (only routes through the links an adoption involves are observed).
+
+    Identity is (table, dst, metric, dev): the kernel keys a route on table, destination and metric,
+    and a move to another device keeps all three. ``scope`` and ``proto`` are the kernel's numbers
+    (``ip route`` prints them as names). ``refused``: why the route cannot be moved (a lifetime, a
+    multipath or nexthop-object route, route metrics); None when it can. ``owned`` and
+    ``adopted_from`` as for :class:`Address`.
+    """
+
+    dst: str  # canonical prefix, "0.0.0.0/0" / "::/0" for the default route
+    dev: str
+    table: int = MAIN_TABLE
+    metric: int = 0
+    gateway: Optional[str] = None
+    onlink: bool = False
+    scope: int = 0  # RT_SCOPE_UNIVERSE; 253 = link (a route without gateway)
+    proto: int = 3  # RTPROT_BOOT, what "ip route add" sets
+    src: Optional[str] = None
+    refused: Optional[str] = None
+    owned: bool = False
+    adopted_from: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dst", str(ipaddress.ip_network(self.dst)))
+        if self.gateway is not None:
+            object.__setattr__(self, "gateway", _canonical_ip(self.gateway))
+        if self.src is not None:
+            object.__setattr__(self, "src", _canonical_ip(self.src))
+        for name in ("table", "metric", "scope", "proto"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"route {self.dst} dev {self.dev}: {name}={value!r} is not a non-negative integer")
+
+    @property
+    def family(self) -> int:
+        return ipaddress.ip_network(self.dst).version
+
+    @property
+    def key(self) -> Tuple[int, str, int, str]:
+        return (self.table, self.dst, self.metric, self.dev)
+
+    @property
+    def place(self) -> Tuple[int, int, str, int]:
+        """What the kernel keys the route on: a replace request with the same place replaces it."""
+        return (self.family, self.table, self.dst, self.metric)
+
+    def moved(self, dev: str, **changes: Any) -> Route:
+        """The same route through ``dev``."""
+        return replace(self, dev=dev, **changes)
+
+    def spec(self) -> Dict[str, DetailValue]:
+        """The route's kernel attributes as operation details (without ``dev``)."""
+        return {"dst": self.dst, "table": self.table, "metric": self.metric, "gateway": self.gateway,
+                "onlink": self.onlink, "scope": self.scope, "proto": self.proto, "src": self.src}
+
+    def __str__(self) -> str:
+        via = f" via {self.gateway}" if self.gateway else ""
+        table = f" table {self.table}" if self.table != MAIN_TABLE else ""
+        return f"{self.dst}{via} dev {self.dev}{table} metric {self.metric}"
+
+    def to_dict(self) -> dict:
+        result: Dict[str, Any] = {"dev": self.dev, **self.spec(), "owned": self.owned}
+        if self.refused is not None:
+            result["refused"] = self.refused
+        if self.adopted_from is not None:
+            result["adopted_from"] = self.adopted_from
+        return result
+
+    @classmethod
+    def from_dict(cls, item: Mapping[str, Any]) -> Route:
+        return cls(item["dst"], item["dev"], item["table"], item["metric"], item.get("gateway"),
+                   bool(item.get("onlink", False)), item["scope"], item["proto"], item.get("src"),
+                   item.get("refused"), item["owned"], item.get("adopted_from"))
+
+
+@dataclass(frozen=True, order=True)
+class Adoption:
+    """Bridge ``bridge`` carries the addresses and routes of its port ``port`` (``adopt_port_addresses``)."""
+
+    port: str
+    bridge: str
+
+    def to_dict(self) -> dict:
+        return {"port": self.port, "bridge": self.bridge}
 
 
 @dataclass(frozen=True, order=True)
@@ -317,6 +440,8 @@ class HostState:
     sysctls: Tuple[Tuple[str, str], ...] = ()
     ruleset: Optional[str] = None  # text of the owned nft table, None when the table is absent
     dnsmasq_files: Tuple[Tuple[str, str], ...] = ()  # absolute path -> content
+    routes: Tuple[Route, ...] = ()  # routes through the links of adoptions (docs/plan.md 3.5)
+    adoptions: Tuple[Adoption, ...] = ()
 
     def __post_init__(self) -> None:
         canonical = {
@@ -327,12 +452,15 @@ class HostState:
             "enslavements": _unique(self.enslavements, lambda item: item.port, "enslavements"),
             "sysctls": _pairs(self.sysctls, "sysctls"),
             "dnsmasq_files": _pairs(self.dnsmasq_files, "dnsmasq_files"),
+            "routes": _unique(self.routes, lambda route: route.key, "routes"),
+            "adoptions": _unique(self.adoptions, lambda item: item.port, "adoptions"),
         }
         for name, value in canonical.items():
             object.__setattr__(self, name, value)
 
     def to_dict(self) -> dict:
-        return {
+        """Plain data; ``routes`` and ``adoptions`` only when there are any (states without them read as before)."""
+        result = {
             "links": [link.to_dict() for link in self.links],
             "bridge_vlans": [entry.to_dict() for entry in self.bridge_vlans],
             "addresses": [address.to_dict() for address in self.addresses],
@@ -342,6 +470,11 @@ class HostState:
             "ruleset": self.ruleset,
             "dnsmasq_files": dict(self.dnsmasq_files),
         }
+        if self.routes:
+            result["routes"] = [route.to_dict() for route in self.routes]
+        if self.adoptions:
+            result["adoptions"] = [item.to_dict() for item in self.adoptions]
+        return result
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> HostState:
@@ -352,12 +485,14 @@ class HostState:
                 BridgeVlan(item["port"], PortRange(item["vid_first"], item["vid_last"]), item["pvid"], item["untagged"])
                 for item in data["bridge_vlans"]
             ),
-            addresses=tuple(Address(item["iface"], item["address"], item["owned"]) for item in data["addresses"]),
+            addresses=tuple(Address.from_dict(item) for item in data["addresses"]),
             fdb=tuple(FdbEntry(item["iface"], item["dst"], item["mac"], item["owned"]) for item in data["fdb"]),
             enslavements=tuple(Enslavement(item["port"], item["master"], item["owned"]) for item in data["enslavements"]),
             sysctls=data["sysctls"],
             ruleset=data["ruleset"],
             dnsmasq_files=data["dnsmasq_files"],
+            routes=tuple(Route.from_dict(item) for item in data.get("routes", ())),
+            adoptions=tuple(Adoption(item["port"], item["bridge"]) for item in data.get("adoptions", ())),
         )
 
 

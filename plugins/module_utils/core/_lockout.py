@@ -194,7 +194,7 @@ class _Checks:
                 continue
             if route.iface in network.ports:
                 index = network.ports.index(route.iface)
-                if getattr(network, "adopt_port_addresses", False):
+                if network.adopt_port_addresses:
                     carrier = network
                     continue
                 self.fail(f"networks.{network.name}.ports[{index}]",

@@ -145,6 +145,9 @@ class Network:
     vlan_filtering: bool = False
     vids: tuple[PortRange, ...] = ()  # VLAN ids carried by a VLAN-aware bridge
     ports: tuple[str, ...] = ()  # existing (foreign) links enslaved to the bridge, resolved names
+    # The port's addresses and routes move to the bridge (the host's address on a NIC that becomes a
+    # bridge port, as vmbr0 over eno1); ``ports`` then has exactly one link. docs/plan.md 3.5.
+    adopt_port_addresses: bool = False
 
     # VLAN: for "vlan" the device itself; for "bridge" with vlan set, a sub-interface
     # ``vlan_iface`` of ``parent`` enslaved to the bridge.

@@ -30,6 +30,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state 
     UNSET_WHEN_ABSENT,
     ZERO_MAC,
     Address,
+    Adoption,
     AttrValue,
     BridgeVlan,
     DetailValue,
@@ -38,6 +39,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state 
     HostState,
     LinkState,
     Operation,
+    Route,
     accept_ra_key,
     format_detail,
     is_accept_ra_key,
@@ -132,6 +134,7 @@ def desired_state(topology: Topology, *, ruleset: str, dnsmasq_files: Mapping[st
     addresses: List[Address] = []
     fdb: List[FdbEntry] = []
     enslavements: List[Enslavement] = []
+    adoptions: List[Adoption] = []
     for network in topology.networks:
         common: Dict[str, AttrValue] = {"ifalias": f"{OWNER_ALIAS_PREFIX}{network.name}", "state": "up"}
         if network.mtu is not None:
@@ -192,6 +195,8 @@ def desired_state(topology: Topology, *, ruleset: str, dnsmasq_files: Mapping[st
                 fdb.extend(FdbEntry(vxlan_iface, peer, ZERO_MAC, owned=True) for peer in network.peers)
                 managed_ports.append(vxlan_iface)
             enslavements.extend(Enslavement(port, network.iface, owned=True) for port in network.ports)
+            if network.adopt_port_addresses:
+                adoptions.extend(Adoption(port, network.iface) for port in network.ports)
             managed_ports.extend(network.ports)
             if network.vlan_filtering:
                 bridge_vlans.extend(_bridge_vlans(managed_ports, network.vids))
@@ -227,6 +232,7 @@ def desired_state(topology: Topology, *, ruleset: str, dnsmasq_files: Mapping[st
         sysctls=_forwarding_sysctls(topology, owners),
         ruleset=ruleset,
         dnsmasq_files=dnsmasq_files,
+        adoptions=tuple(adoptions),
     )
 
 
@@ -311,6 +317,16 @@ class _Planner:
         self.operations: List[Tuple[tuple, Operation]] = []
         self.deleted: Dict[str, str] = {}  # owned observed link -> why it is deleted
         self.conflicts: List[str] = []
+        self.adoptions = {item.port: item.bridge for item in desired.adoptions}
+        self.take_port_macs()
+
+    def take_port_macs(self) -> None:
+        """An adopting bridge gets its port's MAC address, so that neighbours' ARP and ND caches stay right."""
+        for port, bridge in self.adoptions.items():
+            port_link, wanted = self.observed_links.get(port), self.desired_links.get(bridge)
+            mac = port_link.attr("mac") if port_link is not None else None
+            if wanted is not None and mac is not None and wanted.attr("mac") != mac:
+                self.desired_links[bridge] = replace(wanted, attrs={**dict(wanted.attrs), "mac": mac})
 
     def emit(self, kind: str, target: str, details: Mapping[str, DetailValue], depth: int = 0) -> None:
         operation = Operation(kind, target, details)
@@ -320,6 +336,7 @@ class _Planner:
         self.check_conflicts()
         self.plan_deletions()
         self.check_cascades()
+        self.plan_adoptions()
         if self.conflicts:
             raise ConflictError(self.conflicts)
         self.plan_links()
@@ -488,6 +505,112 @@ class _Planner:
                     },
                 )
 
+    # adoptions: a port's addresses and routes on its bridge (docs/plan.md 3.5) --------------------
+
+    def plan_adoptions(self) -> None:
+        """Move the addresses and routes of adopting ports to their bridges, and back when that ends.
+
+        Forward: ``adopt_address`` (the bridge gets each address, before the port is enslaved),
+        ``adopt_route`` (each route replaced by the same route through the bridge, once the port is
+        enslaved), ``drop_port_address`` (the port's copy goes last). Back: ``restore_address``,
+        ``copy_neighbours``, ``restore_route``, then the bridge's copies go (``remove_address``, or
+        with the bridge). The phases of these kinds give that order (OPERATION_KINDS).
+        """
+        observed_addresses = {item.key: item for item in self.observed.addresses}
+        observed_routes = {item.key: item for item in self.observed.routes}
+        topology_addresses = {item.key for item in self.desired.addresses if item.adopted_from is None}
+        ended: Dict[Tuple[str, str], List[Union[Address, Route]]] = {}
+        for item in [*self.observed.addresses, *self.observed.routes]:
+            port = item.adopted_from
+            bridge = item.iface if isinstance(item, Address) else item.dev
+            if port is not None and self.adoptions.get(port) != bridge:
+                ended.setdefault((port, bridge), []).append(item)
+        for (port, bridge), items in sorted(ended.items()):
+            self.plan_giving_back(port, bridge, items, observed_addresses)
+        for port, bridge in sorted(self.adoptions.items()):
+            self.plan_adopting(port, bridge, observed_addresses, observed_routes, topology_addresses)
+
+    def plan_giving_back(self, port: str, bridge: str, items: List[Union[Address, Route]],
+                         observed_addresses: Mapping[Tuple[str, str], Address]) -> None:
+        port_there = port in self.observed_links and port not in self.deleted
+        bridge_stays = bridge not in self.deleted
+        for item in sorted(item for item in items if isinstance(item, Address)):
+            if port_there and (port, item.address) not in observed_addresses:
+                self.emit("restore_address", f"address:{port}:{item.address}",
+                          {"iface": port, "address": item.address, "bridge": bridge})
+            if bridge_stays:
+                self.emit("remove_address", f"address:{bridge}:{item.address}",
+                          {"iface": bridge, "address": item.address})
+        routes = sorted(item for item in items if isinstance(item, Route))
+        if not port_there:
+            return  # the addresses and routes go with the bridge (or stay on it, if it stays)
+        enslaved = self.observed_ports.get(port)
+        if routes and bridge in self.observed_links and enslaved is not None and enslaved.master == bridge:
+            # While the port is still enslaved its own ARP/ND replies go to the bridge: it starts from
+            # the bridge's neighbour entries (stale, so the kernel confirms them once the port is free).
+            self.emit("copy_neighbours", f"neighbours:{port}", {"iface": port, "bridge": bridge})
+        for route in routes:
+            # Device routes first: a gateway route needs its gateway reachable through the device.
+            self.emit("restore_route", _route_target(port, route), {"dev": port, "bridge": bridge, **route.spec()},
+                      0 if route.gateway is None else 1)
+
+    def plan_adopting(self, port: str, bridge: str, observed_addresses: Mapping[Tuple[str, str], Address],
+                      observed_routes: Mapping[Tuple[int, str, int, str], Route],
+                      topology_addresses: Iterable[Tuple[str, str]]) -> None:
+        wanted_by = f"for {bridge} of network {self.network_of(bridge)}, adopt_port_addresses"
+        bridge_there = bridge in self.observed_links and bridge not in self.deleted
+        addresses: Dict[str, Optional[Address]] = {}  # address -> the port's copy (None: only the bridge's)
+        for item in self.observed.addresses:
+            if item.iface == port and not item.link_local and not item.owned:
+                if item.dynamic:
+                    self.conflicts.append(
+                        f"port {port} ({wanted_by}): address {item.address} has a lifetime (a DHCP or SLAAC lease); "
+                        f"the lease client on {port} would fight the move: give {port} a static address, or stop "
+                        "the client, then apply again")
+                    continue
+                addresses[item.address] = item
+        for item in [*self.observed.addresses, *self.desired.addresses]:
+            if item.iface == bridge and item.adopted_from == port:
+                addresses.setdefault(item.address, None)
+        topology_owned = set(topology_addresses)
+        for address, on_port in sorted(addresses.items()):
+            if (bridge, address) in topology_owned:
+                self.conflicts.append(f"address {address} of port {port} ({wanted_by}) is also the network's own "
+                                      "address (cidr/gw_ip): leave it out of the topology, the adoption carries it")
+                continue
+            if not (bridge_there and (bridge, address) in observed_addresses):
+                self.emit("adopt_address", f"address:{bridge}:{address}",
+                          {"iface": bridge, "address": address, "port": port})
+            if on_port is not None:
+                self.emit("drop_port_address", f"address:{port}:{address}",
+                          {"iface": port, "address": address, "bridge": bridge})
+        routes: Dict[Tuple[int, str, int], Route] = {}
+        for route in self.observed.routes:
+            if route.dev == port and not route.owned:
+                if route.refused is not None:
+                    self.conflicts.append(f"port {port} ({wanted_by}): route {route} cannot move to {bridge}: "
+                                          f"{route.refused}")
+                    continue
+                routes[route.key[:3]] = route.moved(bridge, adopted_from=port)
+        for route in [*self.observed.routes, *self.desired.routes]:
+            if route.dev == bridge and route.adopted_from == port:
+                routes.setdefault(route.key[:3], route)
+        for _key, route in sorted(routes.items()):
+            others = [other for other in self.observed.routes
+                      if other.place == route.place and other.dev not in (port, bridge)]
+            if others:
+                self.conflicts.append(f"route {route.moved(port)} ({wanted_by}): {others[0]} has the same destination "
+                                      "and metric in the same table, and the kernel's replace would take that one")
+                continue
+            if bridge_there and route.key in observed_routes:
+                continue
+            self.emit("adopt_route", _route_target(bridge, route), {"dev": bridge, "port": port, **route.spec()},
+                      0 if route.gateway is None else 1)
+
+    def network_of(self, iface: str) -> Optional[str]:
+        link = self.desired_links.get(iface)
+        return link.owner if link is not None else None
+
     # addresses, fdb, sysctls, files, ruleset ------------------------------------------------------
 
     def plan_keyed(
@@ -501,8 +624,10 @@ class _Planner:
         Objects on a deleted link vanish with it; a wanted object present but foreign counts as
         present and stays foreign; IPv6 link-local addresses belong to the kernel.
         """
-        found = {item.key: item for item in found_items if item.iface not in self.deleted}
-        wanted = {item.key: item for item in wanted_items}
+        # Adopted addresses (and a port's addresses about to be) are plan_adoptions' business.
+        found = {item.key: item for item in found_items
+                 if item.iface not in self.deleted and getattr(item, "adopted_from", None) is None}
+        wanted = {item.key: item for item in wanted_items if getattr(item, "adopted_from", None) is None}
         for key, item in sorted(found.items()):
             if key in wanted or not item.owned or (isinstance(item, Address) and item.link_local):
                 continue
@@ -555,6 +680,10 @@ class _Planner:
             )
         elif wanted is None and found is not None:
             self.emit("delete_ruleset", RULESET_TARGET, {"family": NFT_FAMILY, "table": NFT_TABLE})
+
+
+def _route_target(dev: str, route: Route) -> str:
+    return f"route:{dev}:{route.dst}:{route.table}:{route.metric}"
 
 
 def plan(desired: HostState, observed: HostState) -> List[Operation]:

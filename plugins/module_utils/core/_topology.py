@@ -93,7 +93,7 @@ _TOP_KEYS = Keys(("version", "interfaces", "management", "policies", "networks")
 _MANAGEMENT_KEYS = Keys(("allow_from", "ports", "enforce"))
 _COMMON_KEYS = ("type", "iface", "mtu", "policy_profile")
 _L3_KEYS = ("cidr", "gw_ip", "cidr6", "gw_ip6", "dhcp", "dns", "masq_out", "forwards")
-_BRIDGE_KEYS = ("stp", "vlan_filtering", "vids", "ports")
+_BRIDGE_KEYS = ("stp", "vlan_filtering", "vids", "ports", "adopt_port_addresses")
 _VLAN_KEYS = ("vlan", "parent")
 _VXLAN_KEYS = ("bridge", "vni", "peers", "local", "dev", "dstport", "learning", "vxlan_iface")
 # Every type but "vlan" has a bridge, and any bridge may take a VLAN sub-interface of a parent.
@@ -601,6 +601,7 @@ def _network_to_dict(network: Network) -> dict:
         result["vlan_filtering"] = network.vlan_filtering
         result["vids"] = _ports_out(network.vids)
         result["ports"] = list(network.ports)
+        result["adopt_port_addresses"] = network.adopt_port_addresses
     result["vlan"] = network.vlan
     result["parent"] = network.parent
     if network.type != "vlan":

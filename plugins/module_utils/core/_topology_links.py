@@ -83,6 +83,7 @@ def parse_iface(reader: TopologyReader, data: dict, path: str, kind: str, name: 
 
 
 def parse_bridge_attributes(reader: TopologyReader, data: dict, path: str, fields: dict) -> None:
+    start = reader.mark()
     fields["stp"] = reader.get_bool(data, "stp", path, False)
     fields["vlan_filtering"] = reader.get_bool(data, "vlan_filtering", path, False)
     vids = reader.get_list(data, "vids", path)
@@ -105,6 +106,13 @@ def parse_bridge_attributes(reader: TopologyReader, data: dict, path: str, field
         ports[link] = item_path
         enslaved[link] = item_path
     fields["ports"] = tuple(sorted(ports))
+    adopt = reader.get_bool(data, "adopt_port_addresses", path, False)
+    fields["adopt_port_addresses"] = adopt
+    if adopt and len(ports) != 1 and not reader.failed_since(start):
+        listed = f"{len(ports)} ({', '.join(sorted(ports))})" if ports else "none"
+        reader.fail(join(path, "adopt_port_addresses"),
+                    f"true needs exactly one link under ports (the one whose addresses and routes move to the "
+                    f"bridge), found {listed}")
 
 
 def parse_vlan(reader: TopologyReader, data: dict, path: str, kind: str, name: str, fields: dict) -> None:

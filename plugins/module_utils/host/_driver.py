@@ -58,9 +58,13 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.host._txn import 
     History,
     Journal,
     JournalStore,
+    adopted_address_entry,
+    adopted_route_entry,
     as_desired,
+    mark_adopted,
     new_token,
     owned_snapshot,
+    ownership_during,
     persistence_files,
     preview_rollback,
     rollback_plan,
@@ -177,7 +181,11 @@ class HostDriver:
         # this run's desired state does not mention them.
         sysctl_keys = sorted(set(dict(desired.sysctls)) | set(records.sysctl_previous)
                              | {SYSCTL_IPV4_FORWARDING, SYSCTL_IPV6_FORWARDING})
-        kernel = self.netlink.observe(sysctl_keys)
+        # The ports and bridges of adoptions, wanted or recorded: their routes and MAC addresses are observed.
+        adoption_links = ({item.port for item in desired.adoptions} | {item.bridge for item in desired.adoptions}
+                          | records.adoption_links())
+        kernel = self.netlink.observe(sysctl_keys, adoption_links) if adoption_links else \
+            self.netlink.observe(sysctl_keys)
         listing = self.nft.list_table() if read_table else None
         ruleset = listing
         if listing is not None and desired.ruleset is not None:
@@ -186,10 +194,12 @@ class HostDriver:
                          and records.nft_digests.get("ruleset") == sha256_text(desired.ruleset))
             if unchanged or self.nft.matches(listing, desired.ruleset):
                 ruleset = desired.ruleset
+        kernel = mark_adopted(kernel, records)
         return replace(
             kernel,
             addresses=tuple(
-                replace(address, owned=(address.iface, address.address) in records.owned_addresses)
+                replace(address, owned=address.adopted_from is not None
+                        or (address.iface, address.address) in records.owned_addresses)
                 for address in kernel.addresses
             ),
             fdb=tuple(
@@ -301,7 +311,8 @@ class HostDriver:
             self._check_rulesets(operations)
         # After a rollback the instances match the snapshot's files: only the plan's files change them.
         dnsmasq = self._pending_dnsmasq(operations, include_current=not rolls_back)
-        return ApplyResult(operations, dnsmasq, before, desired, records_after, summarise(operations),
+        return ApplyResult(operations, dnsmasq, before, _predicted(before, desired, operations, scope), records_after,
+                           summarise(operations),
                            recovery=recovery, warnings=warnings)
 
     def _preview_rollback(self, journal: Journal, records: Records, desired: HostState,
@@ -314,7 +325,10 @@ class HostDriver:
         target = rollback_target(journal)
         restored = journal.snapshot_records
         # One observation serves both plans: the rollback's sysctls and those the apply looks at.
-        live = self.observe(records, replace(target, sysctls={**dict(desired.sysctls), **dict(target.sysctls)}),
+        live = self.observe(ownership_during(journal, records),
+                            replace(target, sysctls={**dict(desired.sysctls), **dict(target.sysctls)},
+                                    adoptions=tuple({item.port: item for item in
+                                                     (*target.adoptions, *desired.adoptions)}.values())),
                             read_table=read_table)
         operations, after = preview_rollback(journal, live, records)
         operations = sorted(operations, key=_firewall_first)
@@ -462,7 +476,8 @@ class HostDriver:
     def rollback(self, journal: Journal, reason: str) -> list[Operation]:
         """Put the host back to the journal's snapshot and forget the transaction."""
         records = self.store.load()
-        observed = self.observe(records, rollback_target(journal))
+        # Observed with what the plan may have adopted too: its ports' and bridges' routes are looked at.
+        observed = self.observe(ownership_during(journal, records), rollback_target(journal))
         operations = sorted(rollback_plan(journal, observed, records), key=_firewall_first)
         for operation in operations:
             self._execute(operation)
@@ -537,13 +552,23 @@ class OwnershipLedger:
         self.fdb = set(records.owned_fdb)
         self.enslavements = set(records.owned_enslavements)
         self.sysctls = dict(records.sysctl_previous)
+        self.adopted_addresses = set(records.adopted_addresses)
+        self.adopted_routes = set(records.adopted_routes)
 
     def record(self, operation: Operation) -> None:
         kind = operation.kind
-        if kind == "add_address":
+        if kind == "adopt_address":
+            self.adopted_addresses.add(adopted_address_entry(operation))
+        elif kind == "adopt_route":
+            self.adopted_routes.add(adopted_route_entry(operation))
+        elif kind == "restore_route":
+            self.adopted_routes.discard(adopted_route_entry(operation))
+        elif kind == "add_address":
             self.addresses.add((str(operation.detail("iface")), str(operation.detail("address"))))
         elif kind == "remove_address":
             self.addresses.discard((str(operation.detail("iface")), str(operation.detail("address"))))
+            self.adopted_addresses = {item for item in self.adopted_addresses
+                                      if item[:2] != (str(operation.detail("iface")), str(operation.detail("address")))}
         elif kind == "add_fdb":
             self.fdb.add((str(operation.detail("iface")), str(operation.detail("mac")), str(operation.detail("dst"))))
         elif kind == "remove_fdb":
@@ -562,6 +587,8 @@ class OwnershipLedger:
             self.addresses = {item for item in self.addresses if item[0] != name}
             self.fdb = {item for item in self.fdb if item[0] != name}
             self.enslavements = {item for item in self.enslavements if item[1] != name}
+            self.adopted_addresses = {item for item in self.adopted_addresses if item[0] != name}
+            self.adopted_routes = {item for item in self.adopted_routes if item[0] != name}
         elif kind == "set_sysctl":
             key = str(operation.detail("key"))
             was = operation.detail("was")
@@ -572,7 +599,9 @@ class OwnershipLedger:
 
     def records(self, base: Records, **changes: object) -> Records:
         return replace(base, owned_addresses=frozenset(self.addresses), owned_fdb=frozenset(self.fdb),
-                       owned_enslavements=frozenset(self.enslavements), sysctl_previous=self.sysctls, **changes)
+                       owned_enslavements=frozenset(self.enslavements), sysctl_previous=self.sysctls,
+                       adopted_addresses=frozenset(self.adopted_addresses),
+                       adopted_routes=frozenset(self.adopted_routes), **changes)
 
 
 def record_operation(records: Records, operation: Operation) -> Records:
@@ -596,6 +625,20 @@ def _firewall_first(operation: Operation) -> bool:
 def _in_scope(operations: Iterable[Operation], observed: HostState, scope: OperationFilter | None) -> list[Operation]:
     """The module's share of a plan, the firewall first."""
     return sorted((op for op in operations if scope is None or scope(op, observed)), key=_firewall_first)
+
+
+def _predicted(before: HostState, desired: HostState, operations: Sequence[Operation],
+               scope: OperationFilter | None) -> HostState:
+    """The host check mode predicts: ``desired``, except the table and files a scoped plan leaves alone."""
+    if scope is None:
+        return desired
+    predicted = desired
+    if not any(operation.kind in RULESET_KINDS for operation in operations):
+        predicted = replace(predicted, ruleset=before.ruleset)
+    touched = {str(operation.detail("path")) for operation in operations if operation.kind in FILE_KINDS}
+    files = {path: content for path, content in before.dnsmasq_files if path not in touched}
+    files.update((path, content) for path, content in desired.dnsmasq_files if path in touched)
+    return replace(predicted, dnsmasq_files=files)
 
 
 def _why_stale(journal: Journal) -> str:
@@ -669,7 +712,8 @@ def network_scope(network: str, iface_names: Iterable[str], dnsmasq_config: str 
             return True
         target_name = operation.target.split(":", 2)[1] if ":" in operation.target else ""
         return (target_name in names or operation.detail("ifalias") == owner_alias
-                or operation.detail("master") in names or operation.detail("iface") in names)
+                or operation.detail("master") in names or operation.detail("iface") in names
+                or operation.detail("bridge") in names or operation.detail("dev") in names)
 
     return in_scope
 
@@ -723,6 +767,7 @@ def owned_only(state: HostState) -> HostState:
         addresses=tuple(address for address in state.addresses if address.owned),
         fdb=tuple(entry for entry in state.fdb if entry.owned),
         enslavements=tuple(item for item in state.enslavements if item.owned),
+        routes=tuple(route for route in state.routes if route.owned),
     )
 
 

@@ -27,6 +27,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state 
 NETLINK_KINDS = frozenset({
     "set_sysctl", "remove_fdb", "remove_address", "remove_bridge_vlan", "release_master", "delete_link",
     "create_link", "modify_link", "set_master", "add_bridge_vlan", "add_address", "add_fdb",
+    "restore_address", "copy_neighbours", "restore_route", "adopt_address", "adopt_route", "drop_port_address",
 })
 TOOLS = ("sysctl", "ip", "bridge")
 
@@ -38,7 +39,7 @@ KIND_ATTRS = {
 }
 # Attributes the kernel cannot change in place; the planner recreates the link instead.
 IMMUTABLE_ATTRS = frozenset({"parent", "vlan_id", "vni", "dstport", "local", "dev"})
-LINK_ATTRS = frozenset({"ifalias", "master", "mtu", "parent", "state"}).union(*KIND_ATTRS.values())
+LINK_ATTRS = frozenset({"ifalias", "mac", "master", "mtu", "parent", "state"}).union(*KIND_ATTRS.values())
 
 # ip's batch reader (makeargs) splits at blanks, honours one level of '...' or "..." without
 # escapes, and ends a line at a word starting with '#': a plain word must not need any of that.
@@ -136,6 +137,12 @@ class _Details:
             raise _fail(self.operation, f"detail {key} is {value!r}, not true or false")
         return value
 
+    def mac(self, key: str) -> str:
+        value = self.text(key).lower()
+        if not _MAC.match(value):
+            raise _fail(self.operation, f"detail {key}: {self.values.get(key)!r} is not a MAC address")
+        return value
+
     def ip(self, key: str) -> str:
         try:
             return str(ipaddress.ip_address(self.text(key)))
@@ -180,6 +187,8 @@ def _kind_words(kind: str, details: _Details, keys: Sequence[str], *, create: bo
 def _generic_words(details: _Details, keys: Sequence[str]) -> List[str]:
     """``ip link set`` words for mtu, alias, master and state (the kernel applies them in that order)."""
     words: List[str] = []
+    if "mac" in keys:
+        words += ["address", details.mac("mac")]
     if "mtu" in keys:
         words += ["mtu", str(details.integer("mtu"))]
     if "ifalias" in keys:
@@ -206,11 +215,14 @@ def _create_link(details: _Details) -> List[str]:
     add = ["link", "add"]
     if "parent" in keys:
         add += ["link", details.name("parent")]
-    add += ["name", name, "type", str(kind), *_kind_words(str(kind), details, keys, create=True)]
+    add += ["name", name]
+    if "mac" in keys:  # in the create request, as the backend
+        add += ["address", details.mac("mac")]
+    add += ["type", str(kind), *_kind_words(str(kind), details, keys, create=True)]
     lines = [" ".join(add)]
     # The kernel ignores an alias in a create request, and a bridge keeps only an MTU set after
     # its creation; so, as the backend, the rest follows in a second request.
-    rest = _generic_words(details, keys)
+    rest = _generic_words(details, [key for key in keys if key != "mac"])
     if rest:
         lines.append(" ".join(["link", "set", "dev", name, *rest]))
     return lines
@@ -234,7 +246,7 @@ def _modify_link(details: _Details) -> List[str]:
     return [" ".join(words)]
 
 
-def _address(details: _Details, add: bool) -> List[str]:
+def _address(details: _Details, add: bool, nodad: bool = False) -> List[str]:
     iface = details.name("iface")
     try:
         interface = ipaddress.ip_interface(details.text("address"))
@@ -243,7 +255,30 @@ def _address(details: _Details, add: bool) -> List[str]:
     words = ["address", "add" if add else "del", str(interface)]
     if add and interface.version == 4 and interface.network.prefixlen <= 30:
         words += ["brd", "+"]  # the backend sets the subnet's broadcast address, as "brd +" does
-    return [" ".join([*words, "dev", iface])]
+    words += ["dev", iface]
+    if add and nodad and interface.version == 6:
+        words.append("nodad")  # as the backend: a moving address is usable at once (docs/plan.md 3.5)
+    return [" ".join(words)]
+
+
+def _route(details: _Details) -> List[str]:
+    """``route replace``: the route through ``dev``, replacing the one of the same table, destination and metric."""
+    try:
+        network = ipaddress.ip_network(details.text("dst"))
+    except ValueError:
+        raise _fail(details.operation, f"detail dst: {details.get('dst')!r} is not a prefix") from None
+    # The prefix spelled out (0.0.0.0/0, ::/0) says the family: batch lines take no -4/-6.
+    words = ["route", "replace", str(network)]
+    if details.get("gateway") is not None:
+        words += ["via", details.ip("gateway")]
+    words += ["dev", details.name("dev"), "table", str(details.integer("table")),
+              "metric", str(details.integer("metric")), "proto", str(details.integer("proto")),
+              "scope", str(details.integer("scope"))]
+    if details.get("src") is not None:
+        words += ["src", details.ip("src")]
+    if details.flag("onlink"):
+        words.append("onlink")
+    return [" ".join(words)]
 
 
 def _fdb(details: _Details, add: bool) -> List[str]:
@@ -297,8 +332,15 @@ def _lines(operation: Operation) -> Tuple[str, List[str]]:
         return "ip", [f"link set dev {details.target('port:')} master {details.name('master')}"]
     if kind == "release_master":
         return "ip", [f"link set dev {details.target('port:')} nomaster"]
-    if kind in ("add_address", "remove_address"):
+    if kind in ("add_address", "remove_address", "drop_port_address"):
         return "ip", _address(details, kind == "add_address")
+    if kind in ("adopt_address", "restore_address"):
+        return "ip", _address(details, True, nodad=True)
+    if kind in ("adopt_route", "restore_route"):
+        return "ip", _route(details)
+    if kind == "copy_neighbours":
+        # Learned neighbour entries cannot be written down ahead: a replay lets the port resolve them.
+        return "ip", []
     if kind in ("add_fdb", "remove_fdb"):
         return "bridge", _fdb(details, kind == "add_fdb")
     if kind in ("add_bridge_vlan", "remove_bridge_vlan"):
@@ -318,6 +360,8 @@ def render_batches(operations: Sequence[Operation]) -> KernelScript:
     steps: List[Tuple[str, List[str]]] = []
     for operation in operations:
         tool, lines = _lines(operation)
+        if not lines:
+            continue
         if steps and steps[-1][0] == tool:
             steps[-1][1].extend(lines)
         else:

@@ -18,7 +18,7 @@ import os
 import socket
 import struct
 import threading
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Tuple, TypeVar
+from typing import Any, Callable, Collection, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Tuple, TypeVar
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._deps import PYROUTE2
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import BackendError
@@ -30,8 +30,10 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state 
     Enslavement,
     FdbEntry,
     HostState,
+    LOCAL_TABLE,
     LinkState,
     Operation,
+    Route,
     sysctl_path,
 )
 
@@ -49,6 +51,7 @@ NLM_F_DUMP = 0x300
 NLM_F_EXCL = 0x200
 NLM_F_CREATE = 0x400
 NLM_F_APPEND = 0x800
+NLM_F_REPLACE = 0x100
 RTM_NEWLINK = 16
 RTM_DELLINK = 17
 RTM_GETLINK = 18
@@ -59,10 +62,40 @@ RTM_GETADDR = 22
 RTM_NEWNEIGH = 28
 RTM_DELNEIGH = 29
 RTM_GETNEIGH = 30
+RTM_NEWROUTE = 24
+RTM_GETROUTE = 26
 IFF_UP = 0x1
+NUD_REACHABLE = 0x02
+NUD_STALE = 0x04
+NUD_DELAY = 0x08
+NUD_PROBE = 0x10
 NUD_NOARP = 0x40
 NUD_PERMANENT = 0x80
+NUD_VALID_DYNAMIC = NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE  # learned, with a link-layer address
 NTF_SELF = 0x02
+NTF_ROUTER = 0x80
+IFA_F_NODAD = 0x02
+IFA_F_PERMANENT = 0x80
+IFA_FLAGS = 8
+IFLA_ADDRESS = 1
+RTN_UNICAST = 1
+RTPROT_KERNEL = 2
+RTPROT_RA = 9
+RTPROT_DHCP = 16
+RTNH_F_ONLINK = 4
+RT_TABLE_UNSPEC = 0
+RTA_DST = 1
+RTA_OIF = 4
+RTA_GATEWAY = 5
+RTA_PRIORITY = 6
+RTA_PREFSRC = 7
+RTA_METRICS = 8
+RTA_MULTIPATH = 9
+RTA_CACHEINFO = 12
+RTA_TABLE = 15
+RTA_VIA = 18
+RTA_EXPIRES = 23
+RTA_NH_ID = 30
 IFLA_EXT_MASK = 29
 IFLA_IFNAME = 3
 IFLA_MTU = 4
@@ -110,6 +143,8 @@ NLMSG_HEADER = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
 IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
 IFADDRMSG = struct.Struct("=BBBBI")  # family, prefix length, flags, scope, index
 NDMSG = struct.Struct("=BxxxiHBB")  # family, index, state, flags, type
+RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst len, src len, tos, table, protocol, scope, type, flags
+RTNEXTHOP = struct.Struct("=HBBi")  # length, flags, hops, ifindex
 NLA_HEADER = struct.Struct("=HH")
 U8 = struct.Struct("=B")
 U16 = struct.Struct("=H")
@@ -129,7 +164,7 @@ KIND_ATTRS: Dict[str, Tuple[str, ...]] = {
     "vlan": ("vlan_id",),
     "vxlan": ("dev", "dstport", "learning", "local", "vni"),
 }
-LINK_DETAIL_KEYS = frozenset({"ifalias", "master", "mtu", "parent", "state"}).union(*KIND_ATTRS.values())
+LINK_DETAIL_KEYS = frozenset({"ifalias", "mac", "master", "mtu", "parent", "state"}).union(*KIND_ATTRS.values())
 
 Result = TypeVar("Result")
 
@@ -187,6 +222,12 @@ def _u8(value: Optional[bytes]) -> Optional[int]:
     return None if not value else U8.unpack_from(value)[0]
 
 
+def _mac(value: Optional[bytes]) -> Optional[str]:
+    if value is None or len(value) != 6:
+        return None
+    return ":".join(f"{byte:02x}" for byte in value)
+
+
 def _ip(value: Optional[bytes]) -> Optional[str]:
     if value is None or len(value) not in (4, 16):
         return None
@@ -205,6 +246,7 @@ class RawLink(NamedTuple):
     ifalias: Optional[str]
     kind: Optional[str]
     data: Dict[int, bytes]  # IFLA_INFO_DATA
+    mac: Optional[str] = None  # IFLA_ADDRESS of an Ethernet-like link, lower case
 
     @classmethod
     def decode(cls, message: bytes) -> RawLink:
@@ -225,6 +267,7 @@ class RawLink(NamedTuple):
             ifalias=_string(attrs.get(IFLA_IFALIAS)) or None,
             kind=_string(info.get(IFLA_INFO_KIND)),
             data=_attributes(info[IFLA_INFO_DATA]) if IFLA_INFO_DATA in info else {},
+            mac=_mac(attrs.get(IFLA_ADDRESS)),
         )
 
     @property
@@ -238,9 +281,12 @@ class RawLink(NamedTuple):
     def vlan_filtering(self) -> bool:
         return self.kind == "bridge" and bool(_u8(self.data.get(IFLA_BR_VLAN_FILTERING)))
 
-    def state(self, names: Mapping[int, str]) -> LinkState:
+    def state(self, names: Mapping[int, str], mac_links: Collection[str] = ()) -> LinkState:
+        """The link as the state model has it; ``mac`` only for the links in ``mac_links`` (those of adoptions)."""
         kind = self.kind if self.kind in MANAGED_KINDS else "other"
         attrs: Dict[str, Any] = {}
+        if self.name in mac_links and self.mac is not None:
+            attrs["mac"] = self.mac
         lower = names.get(self.lower) if self.lower else None
         vxlan_dev = _u32(self.data.get(IFLA_VXLAN_LINK)) if kind == "vxlan" else None
         dev = names.get(vxlan_dev) if vxlan_dev else None
@@ -311,7 +357,7 @@ def addresses_from(messages: Iterable[bytes], names: Mapping[int, str]) -> List[
     """Every IPv4/IPv6 address of an RTM_GETADDR dump on a link of ``names``."""
     found: Dict[Tuple[str, str], Address] = {}
     for message in messages:
-        family, prefixlen, _flags, _scope, index = IFADDRMSG.unpack_from(message, NLMSG_HEADER.size)
+        family, prefixlen, flags, _scope, index = IFADDRMSG.unpack_from(message, NLMSG_HEADER.size)
         if family not in (socket.AF_INET, socket.AF_INET6) or index not in names:
             continue  # a link created after the link dump is not part of this state
         attrs = _attributes(message, NLMSG_HEADER.size + IFADDRMSG.size)
@@ -319,7 +365,10 @@ def addresses_from(messages: Iterable[bytes], names: Mapping[int, str]) -> List[
         local = _ip(attrs.get(IFA_LOCAL)) or _ip(attrs.get(IFA_ADDRESS))
         if local is None:
             continue
-        address = Address(names[index], f"{local}/{prefixlen}")
+        wide = _u32(attrs.get(IFA_FLAGS))  # the 32-bit flags, when the kernel sends them
+        flags = flags if wide is None else wide
+        # Without IFA_F_PERMANENT the address has a lifetime: a DHCP or SLAAC client manages it.
+        address = Address(names[index], f"{local}/{prefixlen}", dynamic=not flags & IFA_F_PERMANENT)
         found.setdefault(address.key, address)  # point-to-point: one local address, several peers
     return list(found.values())
 
@@ -361,16 +410,67 @@ def bridge_vlans_from(messages: Iterable[bytes], links: Iterable[RawLink]) -> Li
     return entries
 
 
+def routes_from(messages: Iterable[bytes], names: Mapping[int, str], links: Collection[str]) -> List[Route]:
+    """The unicast routes through a link of ``links`` in an RTM_GETROUTE dump, every table but local.
+
+    The kernel's own routes (proto kernel: a subnet's route, following its address) are left out.
+    A route that cannot be moved to another device as it is says why in ``refused``.
+    """
+    found: Dict[Tuple[int, str, int, str], Route] = {}
+    for message in messages:
+        family, dst_len, _src_len, _tos, table, protocol, scope, kind, flags = RTMSG.unpack_from(
+            message, NLMSG_HEADER.size)
+        attrs = _attributes(message, NLMSG_HEADER.size + RTMSG.size)
+        table = _u32(attrs.get(RTA_TABLE)) or table
+        if kind != RTN_UNICAST or table == LOCAL_TABLE or protocol == RTPROT_KERNEL:
+            continue
+        refused = None
+        dev = names.get(_u32(attrs.get(RTA_OIF)) or 0)
+        if RTA_MULTIPATH in attrs:
+            payload, offset = attrs[RTA_MULTIPATH], 0
+            while offset + RTNEXTHOP.size <= len(payload) and dev not in links:
+                length, _flags, _hops, index = RTNEXTHOP.unpack_from(payload, offset)
+                dev = names.get(index)
+                offset += max((length + 3) & ~3, RTNEXTHOP.size)
+            refused = "it is a multipath route"
+        elif RTA_NH_ID in attrs:
+            refused = "it uses a nexthop object (ip nexthop)"
+        if dev not in links:
+            continue
+        cache = attrs.get(RTA_CACHEINFO)
+        expires = _u32(attrs.get(RTA_EXPIRES)) or (struct.unpack_from("=i", cache, 8)[0] if cache and len(cache) >= 12 else 0)
+        if refused is None and (expires or protocol in (RTPROT_RA, RTPROT_DHCP)):
+            refused = (f"it has a lifetime or was learned (proto {protocol}: router advertisements or DHCP), and the "
+                       "client that manages it would fight the move")
+        if refused is None and _attributes(attrs.get(RTA_METRICS, b"")):
+            refused = "it has route metrics (mtu, advmss, ...), which the move does not carry"
+        if refused is None and RTA_VIA in attrs:
+            refused = "its gateway is of another address family (via inet6)"
+        zero = "0.0.0.0" if family == socket.AF_INET else "::"
+        destination = _ip(attrs.get(RTA_DST)) or zero
+        route = Route(
+            f"{destination}/{dst_len}", str(dev), table=table, metric=_u32(attrs.get(RTA_PRIORITY)) or 0,
+            gateway=_ip(attrs.get(RTA_GATEWAY)), onlink=bool(flags & RTNH_F_ONLINK), scope=scope,
+            proto=protocol, src=_ip(attrs.get(RTA_PREFSRC)), refused=refused)
+        found.setdefault(route.key, route)
+    return list(found.values())
+
+
 def host_state(
     links: List[RawLink],
     address_messages: Iterable[bytes] = (),
     fdb_messages: Iterable[bytes] = (),
     vlan_messages: Iterable[bytes] = (),
     sysctls: Optional[Mapping[str, str]] = None,
+    route_messages: Iterable[bytes] = (),
+    adoption_links: Collection[str] = (),
 ) -> HostState:
-    """The observed HostState from decoded links and the other dumps' messages."""
+    """The observed HostState from decoded links and the other dumps' messages.
+
+    ``adoption_links``: the ports and bridges of adoptions, whose MAC addresses and routes are observed.
+    """
     names = {link.index: link.name for link in links}
-    states = [link.state(names) for link in links]
+    states = [link.state(names, adoption_links) for link in links]
     enslavements = [
         Enslavement(link.name, names[link.master])
         for link, state in zip(links, states)
@@ -384,6 +484,7 @@ def host_state(
             fdb=tuple(fdb_from(fdb_messages, _vxlans(links))),
             enslavements=tuple(enslavements),
             sysctls=dict(sysctls or {}),
+            routes=tuple(routes_from(route_messages, names, adoption_links)),
         )
     except ValueError as error:  # kernel data the state model cannot hold: say so, no traceback
         raise BackendError("observe", f"unexpected kernel state: {error}") from error
@@ -419,6 +520,7 @@ class _Messages(NamedTuple):
     ifinfmsg: Any
     ifaddrmsg: Any
     ndmsg: Any
+    rtmsg: Any
 
 
 def _messages() -> _Messages:
@@ -426,8 +528,9 @@ def _messages() -> _Messages:
     from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
     from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
     from pyroute2.netlink.rtnl.ndmsg import ndmsg
+    from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-    return _Messages(ifinfmsg, ifaddrmsg, ndmsg)
+    return _Messages(ifinfmsg, ifaddrmsg, ndmsg, rtmsg)
 
 
 def _body(message: Any) -> bytes:
@@ -448,6 +551,8 @@ def link_request(name: str, attrs: Mapping[str, DetailValue], kind: Optional[str
             raise DetailError(f"state {attrs['state']!r} is not up or down")
         message["flags"] = IFF_UP if attrs["state"] == "up" else 0
         message["change"] = IFF_UP
+    if "mac" in attrs:
+        nlas.append(["IFLA_ADDRESS", _text(attrs, "mac")])
     if "mtu" in attrs:
         nlas.append(["IFLA_MTU", _int(attrs, "mtu")])
     if "ifalias" in attrs:
@@ -491,8 +596,13 @@ def _kind_data(kind: str, attrs: Mapping[str, DetailValue], resolve: Resolve) ->
     return data
 
 
-def address_request(details: Mapping[str, DetailValue], resolve: Resolve, *, add: bool) -> bytes:
-    """RTM_NEWADDR/RTM_DELADDR body for details ``iface`` and ``address`` (with prefix)."""
+def address_request(details: Mapping[str, DetailValue], resolve: Resolve, *, add: bool, nodad: bool = False) -> bytes:
+    """RTM_NEWADDR/RTM_DELADDR body for details ``iface`` and ``address`` (with prefix).
+
+    ``nodad``: an IPv6 address is usable at once, without duplicate address detection (an address
+    that moves between a port and its bridge is this host's already; a tentative copy would drop
+    the connections to it for a second).
+    """
     interface = ipaddress.ip_interface(_text(details, "address"))
     message = _messages().ifaddrmsg()
     message["index"] = resolve(details.get("iface"))
@@ -507,7 +617,51 @@ def address_request(details: Mapping[str, DetailValue], resolve: Resolve, *, add
     else:
         message["family"] = socket.AF_INET6
         nlas = [["IFA_ADDRESS", address]]
+        if add and nodad:
+            message["flags"] = IFA_F_NODAD
     message["attrs"] = nlas
+    return _body(message)
+
+
+def route_request(details: Mapping[str, DetailValue], resolve: Resolve) -> bytes:
+    """RTM_NEWROUTE body (sent with NLM_F_CREATE | NLM_F_REPLACE) for a unicast route through ``dev``.
+
+    The kernel keys a route on table, destination and metric: a replace with the same three moves
+    the route to ``dev`` in one step (IPv4 replaces the first route of that key, IPv6 the route).
+    """
+    network = ipaddress.ip_network(_text(details, "dst"))
+    table, metric, scope, proto = (_int(details, key) for key in ("table", "metric", "scope", "proto"))
+    message = _messages().rtmsg()
+    message["family"] = socket.AF_INET if network.version == 4 else socket.AF_INET6
+    message["dst_len"] = network.prefixlen
+    message["table"] = table if table < 256 else RT_TABLE_UNSPEC
+    message["proto"] = proto
+    message["scope"] = scope
+    message["type"] = RTN_UNICAST
+    message["flags"] = RTNH_F_ONLINK if _bool(details, "onlink") else 0
+    nlas: List[List[Any]] = [["RTA_TABLE", table], ["RTA_OIF", resolve(details.get("dev"))]]
+    if network.prefixlen:
+        nlas.append(["RTA_DST", str(network.network_address)])
+    for key, name in (("gateway", "RTA_GATEWAY"), ("src", "RTA_PREFSRC")):
+        if details.get(key) is not None:
+            value = ipaddress.ip_address(_text(details, key))
+            if value.version != network.version:
+                raise DetailError(f"{key} {value} is not of the family of {network}")
+            nlas.append([name, str(value)])
+    if metric:
+        nlas.append(["RTA_PRIORITY", metric])
+    message["attrs"] = nlas
+    return _body(message)
+
+
+def neighbour_request(family: int, index: int, destination: str, lladdr: str, router: bool) -> bytes:
+    """RTM_NEWNEIGH body: a stale neighbour entry (used at once, confirmed by the kernel when it matters)."""
+    message = _messages().ndmsg()
+    message["family"] = family
+    message["ifindex"] = index
+    message["state"] = NUD_STALE
+    message["flags"] = NTF_ROUTER if router else 0
+    message["attrs"] = [["NDA_DST", destination], ["NDA_LLADDR", lladdr]]
     return _body(message)
 
 
@@ -584,6 +738,14 @@ LINK_DUMP = _link_read_request(0, RTEXT_FILTER_SKIP_STATS)
 BRIDGE_VLAN_DUMP = _link_read_request(AF_BRIDGE, RTEXT_FILTER_BRVLAN_COMPRESSED)
 ADDRESS_DUMP = IFADDRMSG.pack(0, 0, 0, 0, 0)
 FDB_DUMP = NDMSG.pack(AF_BRIDGE, 0, 0, 0, 0)
+
+
+def _route_dump(family: int) -> bytes:
+    return RTMSG.pack(family, 0, 0, 0, RT_TABLE_UNSPEC, 0, 0, 0, 0)
+
+
+def _neighbour_dump(family: int) -> bytes:
+    return NDMSG.pack(family, 0, 0, 0, 0)
 
 
 # --- the backend -----------------------------------------------------------------------------
@@ -775,12 +937,15 @@ class NetlinkBackend:
 
     # --- observing ---------------------------------------------------------------------------
 
-    def observe(self, sysctl_keys: Iterable[str] = ()) -> HostState:
+    def observe(self, sysctl_keys: Iterable[str] = (), adoption_links: Iterable[str] = ()) -> HostState:
         """The kernel's side of the host state (docs/plan.md 1.1); nothing marked owned.
 
         One dump each of links, addresses, vxlan FDB entries (when a vxlan exists) and bridge
-        VLANs (when a VLAN-aware bridge exists), then the requested sysctls.
+        VLANs (when a VLAN-aware bridge exists), routes (when ``adoption_links`` names links: the
+        ports and bridges of adoptions, whose routes and MAC addresses are reported), then the
+        requested sysctls.
         """
+        adoption = frozenset(adoption_links)
         try:
             keys = sorted(set(sysctl_keys))
             for key in keys:
@@ -792,11 +957,13 @@ class NetlinkBackend:
             address_messages = self._dump(ADDRESS_DUMP, RTM_GETADDR)
             fdb_messages = self._dump(FDB_DUMP, RTM_GETNEIGH) if _vxlans(links) else []
             vlan_messages = self._dump(BRIDGE_VLAN_DUMP, RTM_GETLINK) if _vlan_aware(links) else []
+            route_messages = [message for family in (socket.AF_INET, socket.AF_INET6)
+                              for message in self._dump(_route_dump(family), RTM_GETROUTE)] if adoption else []
             sysctls = self._in_netns(lambda: _read_sysctls(keys)) if keys else {}
         except (KernelError, OSError) as error:
             raise BackendError("observe", _cause(error)) from error
         self._indexes = {link.name: link.index for link in links}
-        return host_state(links, address_messages, fdb_messages, vlan_messages, sysctls)
+        return host_state(links, address_messages, fdb_messages, vlan_messages, sysctls, route_messages, adoption)
 
     # --- executing ---------------------------------------------------------------------------
 
@@ -891,6 +1058,32 @@ class NetlinkBackend:
     def _remove_address(self, operation: Operation) -> None:
         self._write(address_request(dict(operation.details), self._index, add=False), RTM_DELADDR)
 
+    def _add_moving_address(self, operation: Operation) -> None:
+        """adopt_address / restore_address: the address on the bridge or back on the port, IPv6 without DAD."""
+        request = address_request(dict(operation.details), self._index, add=True, nodad=True)
+        self._write(request, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL)
+
+    def _move_route(self, operation: Operation) -> None:
+        """adopt_route / restore_route: the route through ``dev``, replacing the one of the same key."""
+        self._write(route_request(dict(operation.details), self._index), RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE)
+
+    def _copy_neighbours(self, operation: Operation) -> None:
+        """The bridge's learned neighbour entries on the port too, as stale entries (a hint: refusals are skipped)."""
+        details = dict(operation.details)
+        port, bridge = self._index(details.get("iface")), self._index(details.get("bridge"))
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for message in self._dump(_neighbour_dump(family), RTM_GETNEIGH):
+                _family, index, state, flags, _type = NDMSG.unpack_from(message, NLMSG_HEADER.size)
+                attrs = _attributes(message, NLMSG_HEADER.size + NDMSG.size)
+                destination, lladdr = _ip(attrs.get(NDA_DST)), _mac(attrs.get(NDA_LLADDR))
+                if index != bridge or not state & NUD_VALID_DYNAMIC or destination is None or lladdr is None:
+                    continue
+                try:
+                    self._write(neighbour_request(family, port, destination, lladdr, bool(flags & NTF_ROUTER)),
+                                RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE)
+                except KernelError:
+                    continue
+
     def _add_fdb(self, operation: Operation) -> None:
         # Append: the all-zeros entry holds one destination per peer ("bridge fdb append").
         self._write(fdb_request(dict(operation.details), self._index), RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_APPEND)
@@ -926,6 +1119,12 @@ class NetlinkBackend:
         "add_bridge_vlan": _add_bridge_vlan,
         "add_address": _add_address,
         "add_fdb": _add_fdb,
+        "restore_address": _add_moving_address,
+        "copy_neighbours": _copy_neighbours,
+        "restore_route": _move_route,
+        "adopt_address": _add_moving_address,
+        "adopt_route": _move_route,
+        "drop_port_address": _remove_address,
     }
 
 

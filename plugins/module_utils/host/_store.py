@@ -51,6 +51,11 @@ def _canonical_ip(value: str) -> str:
     return str(ipaddress.ip_address(value))
 
 
+def _canonical_route(entry: tuple) -> tuple[str, str, str, str, str]:
+    bridge, table, dst, metric, port = entry
+    return (str(bridge), str(int(table)), str(ipaddress.ip_network(dst)), str(int(metric)), str(port))
+
+
 def _canonical_mac(value: str) -> str:
     mac = value.lower()
     if not _MAC.match(mac):
@@ -75,6 +80,10 @@ class Records:
     # sha256 of the owned table as nft listed it after the last load, and of the rendering loaded:
     # while both still match, a no-op run need not normalise and compare the two texts.
     nft_digests: Mapping[str, str] = field(default_factory=dict)
+    # What adopt_port_addresses moved from a port to its bridge, so that it goes back to the port:
+    # (bridge, "192.0.2.2/24", port) and (bridge, table, dst, metric, port), numbers as text.
+    adopted_addresses: frozenset[tuple[str, str, str]] = frozenset()
+    adopted_routes: frozenset[tuple[str, str, str, str, str]] = frozenset()
 
     def __post_init__(self) -> None:
         self.owned_addresses = frozenset((str(iface), _canonical_address(address))
@@ -84,6 +93,22 @@ class Records:
         self.owned_enslavements = frozenset((str(port), str(master)) for port, master in self.owned_enslavements)
         self.sysctl_previous = {str(key): str(value) for key, value in sorted(self.sysctl_previous.items())}
         self.nft_digests = {str(key): str(value) for key, value in sorted(self.nft_digests.items())}
+        self.adopted_addresses = frozenset((str(bridge), _canonical_address(address), str(port))
+                                           for bridge, address, port in self.adopted_addresses)
+        self.adopted_routes = frozenset(_canonical_route(entry) for entry in self.adopted_routes)
+
+    def adopted_address_ports(self) -> dict[tuple[str, str], str]:
+        """(bridge, address) -> the port it was adopted from."""
+        return {(bridge, address): port for bridge, address, port in self.adopted_addresses}
+
+    def adopted_route_ports(self) -> dict[tuple[int, str, int, str], str]:
+        """Route key (table, dst, metric, bridge) -> the port it was adopted from."""
+        return {(int(table), dst, int(metric), bridge): port for bridge, table, dst, metric, port in self.adopted_routes}
+
+    def adoption_links(self) -> set[str]:
+        """The ports and bridges of the recorded adoptions."""
+        return ({entry[0] for entry in self.adopted_addresses} | {entry[2] for entry in self.adopted_addresses}
+                | {entry[0] for entry in self.adopted_routes} | {entry[4] for entry in self.adopted_routes})
 
     @classmethod
     def empty(cls) -> Records:
@@ -100,13 +125,18 @@ class Records:
             "sysctl_previous": dict(sorted(self.sysctl_previous.items())),
             "topology": self.topology,
             "nft_digests": dict(self.nft_digests),
+            # Only when there are any: records without adoptions keep their file as before.
+            **({"adopted_addresses": [list(entry) for entry in sorted(self.adopted_addresses)]}
+               if self.adopted_addresses else {}),
+            **({"adopted_routes": [list(entry) for entry in sorted(self.adopted_routes)]}
+               if self.adopted_routes else {}),
         }
 
     @classmethod
     def from_dict(cls, data: Any) -> Records:
         """Records from :meth:`to_dict` output; ``ValueError`` naming the first bad field otherwise."""
         check_format(data, STATE_FORMAT)
-        unknown = sorted(set(data) - set(cls().to_dict()))
+        unknown = sorted(set(data) - set(cls().to_dict()) - {"adopted_addresses", "adopted_routes"})
         if unknown:
             raise ValueError(f"unknown keys {unknown}")
         generation = data.get("generation")
@@ -127,6 +157,8 @@ class Records:
             raise ValueError(f"topology: expected a mapping or null, found {type(topology).__name__}")
         tuples = {name: _string_tuples(data.get(name), name, size)
                   for name, size in (("owned_addresses", 2), ("owned_fdb", 3), ("owned_enslavements", 2))}
+        tuples.update({name: _string_tuples(data.get(name, []), name, size)
+                       for name, size in (("adopted_addresses", 3), ("adopted_routes", 5))})
         try:
             return cls(generation=generation, sysctl_previous=sysctls, topology=topology, nft_digests=digests,
                        **tuples)

@@ -43,8 +43,11 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.host._iproute imp
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._nft import render_delete_script, render_replace_script
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._plan import plan
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state import (
+    Address,
+    Adoption,
     HostState,
     Operation,
+    Route,
     empty_state,
     summarise,
 )
@@ -240,20 +243,34 @@ class JournalStore:
 # --- snapshot, ownership and rollback --------------------------------------------------------
 
 
+def adoptions_of(addresses: Sequence[Address], routes: Sequence[Route]) -> Tuple[Adoption, ...]:
+    """The adoptions the adopted addresses and routes of a state show (port -> the bridge holding them)."""
+    found = {item.adopted_from: item.iface for item in addresses if item.adopted_from is not None}
+    found.update((item.adopted_from, item.dev) for item in routes if item.adopted_from is not None)
+    return tuple(Adoption(port, bridge) for port, bridge in sorted(found.items()))
+
+
 def owned_snapshot(observed: HostState) -> HostState:
     """The part of an observed host a transaction restores: owned links, addresses and FDB entries;
     ports enslaved by the collection or to an owned bridge; the bridge VLANs of those links and
-    ports (never of a foreign bridge); the sysctls, the ruleset and the dnsmasq files as observed."""
+    ports (never of a foreign bridge); the adopted addresses and routes, with the ports they came
+    from, and so the adoptions; the sysctls, the ruleset and the dnsmasq files as observed."""
     owned_links = {link.name for link in observed.links if link.owned}
     enslavements = tuple(item for item in observed.enslavements if item.owned or item.master in owned_links)
     ports = owned_links | {item.port for item in enslavements}
+    addresses = tuple(item for item in observed.addresses if item.owned)
+    routes = tuple(item for item in observed.routes if item.owned)
+    adoptions = {item.port: item for item in observed.adoptions}
+    adoptions.update((item.port, item) for item in adoptions_of(addresses, routes))
     return replace(
         observed,
         links=tuple(link for link in observed.links if link.owned),
         bridge_vlans=tuple(entry for entry in observed.bridge_vlans if entry.port in ports),
-        addresses=tuple(item for item in observed.addresses if item.owned),
+        addresses=addresses,
         fdb=tuple(item for item in observed.fdb if item.owned),
         enslavements=enslavements,
+        routes=routes,
+        adoptions=tuple(adoptions.values()),
     )
 
 
@@ -265,6 +282,7 @@ def as_desired(state: HostState) -> HostState:
         addresses=tuple(replace(item, owned=True) for item in snapshot.addresses),
         fdb=tuple(replace(item, owned=True) for item in snapshot.fdb),
         enslavements=tuple(replace(item, owned=True) for item in snapshot.enslavements),
+        routes=tuple(replace(item, owned=True) for item in snapshot.routes),
     )
 
 
@@ -283,6 +301,8 @@ def ownership_during(journal: Journal, records: Records) -> Records:
     addresses = set(records.owned_addresses)
     fdb = set(records.owned_fdb)
     enslavements = set(records.owned_enslavements)
+    adopted_addresses = set(records.adopted_addresses)
+    adopted_routes = set(records.adopted_routes)
     for operation in journal.planned_operations():
         if operation.kind == "add_address":
             addresses.add((str(operation.detail("iface")), str(operation.detail("address"))))
@@ -290,21 +310,66 @@ def ownership_during(journal: Journal, records: Records) -> Records:
             fdb.add((str(operation.detail("iface")), str(operation.detail("mac")), str(operation.detail("dst"))))
         elif operation.kind == "set_master":
             enslavements.add((operation.target.split(":", 1)[1], str(operation.detail("master"))))
+        elif operation.kind == "adopt_address":
+            # The port's address as the plan adopts it: whatever point the apply reached, its copy on
+            # the bridge goes back to the port on rollback (the journal is where the move is captured).
+            adopted_addresses.add(adopted_address_entry(operation))
+        elif operation.kind == "adopt_route":
+            adopted_routes.add(adopted_route_entry(operation))
     return replace(records, owned_addresses=frozenset(addresses), owned_fdb=frozenset(fdb),
-                   owned_enslavements=frozenset(enslavements))
+                   owned_enslavements=frozenset(enslavements), adopted_addresses=frozenset(adopted_addresses),
+                   adopted_routes=frozenset(adopted_routes))
+
+
+def adopted_address_entry(operation: Operation) -> Tuple[str, str, str]:
+    """The records' entry of an adopt_address operation: (bridge, address, port)."""
+    return (str(operation.detail("iface")), str(operation.detail("address")), str(operation.detail("port")))
+
+
+def adopted_route_entry(operation: Operation) -> Tuple[str, str, str, str, str]:
+    """The records' entry of an adopt_route (dev = the bridge) or restore_route (bridge) operation."""
+    bridge = operation.detail("dev") if operation.kind == "adopt_route" else operation.detail("bridge")
+    port = operation.detail("port") if operation.kind == "adopt_route" else operation.detail("dev")
+    return (str(bridge), str(operation.detail("table")), str(operation.detail("dst")),
+            str(operation.detail("metric")), str(port))
+
+
+def mark_adopted(state: HostState, records: Records, *, keep: bool = False) -> HostState:
+    """``state`` with the addresses and routes ``records`` says were adopted marked owned and
+    ``adopted_from`` their port, and the adoptions they show. ``keep``: marks already set stay."""
+    address_ports = records.adopted_address_ports()
+    route_ports = records.adopted_route_ports()
+    addresses = []
+    for item in state.addresses:
+        port = address_ports.get(item.key)
+        if port is not None:
+            item = replace(item, owned=True, adopted_from=port)
+        elif not keep and item.adopted_from is not None:
+            item = replace(item, adopted_from=None)
+        addresses.append(item)
+    routes = []
+    for route in state.routes:
+        port = route_ports.get(route.key)
+        if port is not None:
+            route = replace(route, owned=True, adopted_from=port)
+        elif not keep:
+            route = replace(route, owned=False, adopted_from=None)
+        routes.append(route)
+    return replace(state, addresses=tuple(addresses), routes=tuple(routes),
+                   adoptions=adoptions_of(addresses, routes))
 
 
 def apply_ownership(state: HostState, records: Records) -> HostState:
     """``state`` with addresses, FDB entries and enslavements in ``records`` marked owned (marks
     already set stay set)."""
-    return replace(
+    return mark_adopted(replace(
         state,
         addresses=tuple(replace(item, owned=item.owned or item.key in records.owned_addresses)
                         for item in state.addresses),
         fdb=tuple(replace(item, owned=item.owned or item.key in records.owned_fdb) for item in state.fdb),
         enslavements=tuple(replace(item, owned=item.owned or (item.port, item.master) in records.owned_enslavements)
                            for item in state.enslavements),
-    )
+    ), records, keep=True)
 
 
 def claim_planned_links(journal: Journal, state: HostState) -> HostState:
@@ -369,19 +434,47 @@ def preview_rollback(journal: Journal, observed: HostState, records: Records) ->
 
     snapshot_addresses = {item.key for item in snapshot.addresses}
     snapshot_fdb = {item.key for item in snapshot.fdb}
+    snapshot_routes = {item.key for item in snapshot.routes}
+    foreign_addresses, foreign_routes = _port_objects_after(
+        operations, [item for item in during.addresses if not item.owned],
+        [item for item in during.routes if not item.owned])
     after = replace(
         snapshot,
         links=tuple(links),
         bridge_vlans=tuple(bridge_vlans),
         addresses=tuple(snapshot.addresses) + tuple(
-            item for item in during.addresses
-            if not item.owned and item.iface in kept and item.key not in snapshot_addresses),
+            item for item in foreign_addresses if item.iface in kept and item.key not in snapshot_addresses),
         fdb=tuple(snapshot.fdb) + tuple(
             item for item in during.fdb if not item.owned and item.iface in kept and item.key not in snapshot_fdb),
         enslavements=tuple(enslavements),
         sysctls={**dict(observed.sysctls), **dict(snapshot.sysctls)},
+        routes=tuple(snapshot.routes) + tuple(
+            item for item in foreign_routes if item.dev in kept and item.key not in snapshot_routes),
     )
     return operations, after
+
+
+def _port_objects_after(operations: Sequence[Operation], addresses: List[Address],
+                        routes: List[Route]) -> Tuple[List[Address], List[Route]]:
+    """The foreign addresses and routes once ``operations`` moved ports' addresses and routes around."""
+    found = {item.key: item for item in addresses}
+    placed = {(item.family, item.table, item.dst, item.metric): item for item in routes}
+    for operation in operations:
+        details = dict(operation.details)
+        if operation.kind == "restore_address":
+            item = Address(str(details["iface"]), str(details["address"]))
+            found[item.key] = item
+        elif operation.kind == "drop_port_address":
+            found.pop((str(details["iface"]), Address("-", str(details["address"])).address), None)
+        elif operation.kind in ("restore_route", "adopt_route"):
+            route = Route(str(details["dst"]), str(details["dev"]), int(details["table"] or 0),
+                          int(details["metric"] or 0), details.get("gateway"), bool(details.get("onlink")),
+                          int(details["scope"] or 0), int(details["proto"] or 0), details.get("src"))
+            if operation.kind == "restore_route":
+                placed[route.place] = route
+            else:
+                placed.pop(route.place, None)  # moved to the bridge: the snapshot's adopted copy stands
+    return list(found.values()), list(placed.values())
 
 
 # --- history ---------------------------------------------------------------------------------
@@ -663,6 +756,10 @@ def _restore_script(state: HostState, state_dir: str, directory: str, netns: Opt
     # up, so their parents were: bring those up first.
     lines += [f"{in_netns(netns, ['ip', 'link', 'set', 'dev', parent, 'up'])} || status=1"
               for parent in _foreign_vlan_parents(state)]
+    # A port whose addresses its bridge adopted is the host's way out; once its own configuration
+    # moved to the bridge, nothing else may bring it up at boot.
+    lines += [f"{in_netns(netns, ['ip', 'link', 'set', 'dev', item.port, 'up'])} || status=1"
+              for item in owned_snapshot(state).adoptions]
     lines += [
         f"{batch_command('ip', at('links.batch'), netns=netns, force=True)} || status=1",
         f"{batch_command('bridge', at('bridge.batch'), netns=netns, force=True)} || status=1",

@@ -164,6 +164,16 @@ def test_enslaving_the_management_interface_is_refused() -> None:
                      f"bridge) ({OVERRIDE})"]
 
 
+def test_a_bridge_adopting_the_management_interface_carries_the_connection() -> None:
+    networks = {"vmbr0": {"type": "bridge", "iface": "vmbr0", "ports": ["eno1"], "adopt_port_addresses": True}}
+    assert lockouts(networks, SAFE, connection=SSH, connection_protected=True, route=ENO1) == []
+    # The bridge now carries the connection: its profile must not drop it unguarded.
+    networks["vmbr0"]["policy_profile"] = "routed-tight"
+    assert paths(networks, SAFE, connection=SSH, connection_protected=False, route=ENO1) == [
+        "networks.vmbr0.policy_profile"]
+    assert lockouts(networks, SAFE, connection=SSH, connection_protected=True, route=ENO1) == []
+
+
 def test_a_vlan_on_the_management_interface_is_fine() -> None:
     networks = {"v20": {"type": "vlan", "vlan": 20, "parent": "eno1", "cidr": "10.20.0.0/24", "gw_ip": "10.20.0.1"}}
     assert lockouts(networks, SAFE, connection=SSH, connection_protected=True, route=ENO1) == []

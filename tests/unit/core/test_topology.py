@@ -360,6 +360,7 @@ def test_plain_data_has_every_default_and_only_user_profiles() -> None:
         "masq_out": "enp6s0",
         "forwards": [{"public": "0.0.0.0:4022/tcp", "dst": "10.33.0.10:22", "hairpin": True, "comment": None}],
         "policy_profile": "routed-tight", "stp": False, "vlan_filtering": False, "vids": [], "ports": [],
+        "adopt_port_addresses": False,
         "vlan": None, "parent": None, "vlan_iface": None,
     }
     assert plain["networks"]["br_work"]["vlan_iface"] == "enp6s0.20"

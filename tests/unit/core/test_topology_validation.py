@@ -15,7 +15,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors impo
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._topology import parse_topology
 
 KNOWN_ROUTED_KEYS = ("type, iface, mtu, policy_profile, cidr, gw_ip, cidr6, gw_ip6, dhcp, dns, masq_out, forwards, "
-                     "stp, vlan_filtering, vids, ports, vlan, parent, vlan_iface")
+                     "stp, vlan_filtering, vids, ports, adopt_port_addresses, vlan, parent, vlan_iface")
 IFNAME_RULE = "(1-15 characters of A-Z a-z 0-9 _ . @ + -, not starting with . @ + or -)"
 BUILTIN_NAMES = "l2-lan, proxmox-backup, proxmox-cluster, proxmox-dmz, proxmox-storage, public-web, routed-tight"
 

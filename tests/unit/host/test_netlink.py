@@ -268,9 +268,11 @@ def test_decode_owned_and_foreign_links() -> None:
 
 
 def test_decode_addresses() -> None:
-    def kernel_address(family: int, index: int, prefixlen: int, nlas: list) -> bytes:
+    def kernel_address(family: int, index: int, prefixlen: int, nlas: list, flags: int = 0x80) -> bytes:
+        # 0x80: IFA_F_PERMANENT, an address without a lifetime
         message = ifaddrmsg()
         message["family"], message["index"], message["prefixlen"] = family, index, prefixlen
+        message["flags"] = flags
         message["attrs"] = nlas
         return encoded(message, RTM_NEWADDR)
 
@@ -282,12 +284,15 @@ def test_decode_addresses() -> None:
         kernel_address(socket.AF_INET6, 5, 64, [["IFA_ADDRESS", "fd00:33:0::1"]]),
         kernel_address(socket.AF_INET6, 6, 64, [["IFA_ADDRESS", "fe80::1"]]),
         kernel_address(socket.AF_INET, 99, 24, [["IFA_LOCAL", "10.99.0.1"]]),  # a link newer than the link dump
+        # a DHCP lease: no IFA_F_PERMANENT (the 32-bit IFA_FLAGS, when sent, wins over the 8-bit field)
+        kernel_address(socket.AF_INET, 6, 24, [["IFA_LOCAL", "192.0.2.9"], ["IFA_FLAGS", 0]]),
     ]
     assert addresses_from(messages, {5: "br0", 6: "p0"}) == [
         Address("br0", "10.33.0.1/24"),
         Address("br0", "10.9.0.1/32"),
         Address("br0", "fd00:33::1/64"),
         Address("p0", "fe80::1/64"),
+        Address("p0", "192.0.2.9/24", dynamic=True),
     ]
 
 
