@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._batch import KernelBatch, batch_tool
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._dnsmasq_control import DnsmasqControl
 from ansible_collections.ghostwarden.core.plugins.module_utils.host import _timer
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import (
@@ -127,7 +128,11 @@ class HostDriver:
         self.history = History(state_dir)
         self.nft = NftCli(self.runner)
         self.dnsmasq = DnsmasqControl(self.runner, state_dir)
+        self.batch = KernelBatch(self.runner)
         self._netlink: NetlinkBackend | None = None
+        # The table as nft listed it right after this run loaded it: the observation after the change
+        # uses it instead of listing a large table a second time (nothing touches the table in between).
+        self._listing_after_load: str | None = None
 
     @property
     def netlink(self) -> NetlinkBackend:
@@ -186,7 +191,9 @@ class HostDriver:
                           | records.adoption_links())
         kernel = self.netlink.observe(sysctl_keys, adoption_links) if adoption_links else \
             self.netlink.observe(sysctl_keys)
-        listing = self.nft.list_table() if read_table else None
+        listing, self._listing_after_load = self._listing_after_load, None
+        if listing is None:
+            listing = self.nft.list_table() if read_table else None
         ruleset = listing
         if listing is not None and desired.ruleset is not None:
             # Fast path: the table is byte-for-byte what nft listed after our last load of this rendering.
@@ -378,14 +385,28 @@ class HostDriver:
         kill_after = int(os.environ.get(KILL_AFTER_ENV) or 0)
         ledger = OwnershipLedger(records)
         stopped: list[str] = []
-        for index, operation in enumerate(operations, 1):
-            self._execute(operation)
-            ledger.record(operation)
-            if operation.kind == "remove_file":
-                # Stop the instance now, while its interface still exists (the plan removes files first).
-                network = posixpath.basename(str(operation.detail("path"))).rsplit(".", 1)[0]
-                if self.dnsmasq.stop(network):
-                    stopped.append(f"stopped {network}")
+        index = 0
+        while index < len(operations):
+            run = _batch_run(operations, index, kill_after)
+            if run:
+                try:
+                    self.batch.execute(run)
+                finally:
+                    if self._netlink is not None:
+                        self._netlink.forget_indexes()
+                for operation in run:
+                    ledger.record(operation)
+                index += len(run)
+            else:
+                operation = operations[index]
+                self._execute(operation)
+                ledger.record(operation)
+                index += 1
+                if operation.kind == "remove_file":
+                    # Stop the instance now, while its interface still exists (the plan removes files first).
+                    network = posixpath.basename(str(operation.detail("path"))).rsplit(".", 1)[0]
+                    if self.dnsmasq.stop(network):
+                        stopped.append(f"stopped {network}")
             if index == kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
         updated = ledger.records(records, topology=topology, generation=records.generation + 1,
@@ -400,7 +421,7 @@ class HostDriver:
             return dict(records.nft_digests)
         if loaded[-1].kind == "delete_ruleset":
             return {}
-        listing = self.nft.list_table()
+        listing = self._listing_after_load = self.nft.list_table()
         if listing is None:
             return {}
         return {"listing": sha256_text(listing), "ruleset": sha256_text(str(loaded[-1].detail("content")))}
@@ -639,6 +660,21 @@ def _predicted(before: HostState, desired: HostState, operations: Sequence[Opera
     files = {path: content for path, content in before.dnsmasq_files if path not in touched}
     files.update((path, content) for path, content in desired.dnsmasq_files if path in touched)
     return replace(predicted, dnsmasq_files=files)
+
+
+def _batch_run(operations: Sequence[Operation], start: int, kill_after: int) -> list[Operation]:
+    """The operations from ``start`` that one tool's batch executes: consecutive, of one tool.
+
+    With the test hook ``kill_after`` a run ends there, so that the process dies after exactly
+    that many operations, as it would between two netlink requests.
+    """
+    tool = batch_tool(operations[start])
+    if tool is None:
+        return []
+    end = start
+    while end < len(operations) and batch_tool(operations[end]) == tool and (not kill_after or end < kill_after):
+        end += 1
+    return list(operations[start:end])
 
 
 def _why_stale(journal: Journal) -> str:

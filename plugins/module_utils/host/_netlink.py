@@ -1037,6 +1037,10 @@ class NetlinkBackend:
             raise DetailError(f"attributes of several link types ({', '.join(kinds)}) in one change")
         self._write(link_request(name, details, kinds[0] if kinds else None, self._index), RTM_NEWLINK)
 
+    def forget_indexes(self) -> None:
+        """Links were made or removed by someone else (a batch): ask the kernel for indexes again."""
+        self._indexes.clear()
+
     def _delete_link(self, operation: Operation) -> None:
         name = _target_name(operation, "link:")
         # The kernel deletes links stacked on this one with it: forget every index.

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from ansible_collections.ghostwarden.core.plugins.module_utils.core._errors import BackendError, Issue, ValidationError
 
@@ -185,18 +185,22 @@ def _fsync_directory(path: str) -> None:
         os.close(descriptor)
 
 
-def write_atomically(path: str, content: str, mode: int) -> None:
+def write_atomically(path: str, content: str | Callable[[TextIO], None], mode: int) -> None:
     """Replace ``path`` with ``content`` so that a crash leaves the old file or the new one, whole.
 
-    Temp file in the same directory, fsync, rename over the target, fsync the directory (the
-    rename itself is only durable then). The temp file is removed when anything fails.
-    ``OSError`` propagates for the caller to name its step.
+    ``content`` is the text, or a function that writes it to the stream it is given (a large JSON
+    document written in pieces never exists whole in memory). Temp file in the same directory,
+    fsync, rename over the target, fsync the directory (the rename itself is only durable then).
+    The temp file is removed when anything fails. ``OSError`` propagates for the caller to name its step.
     """
     directory = posixpath.dirname(path)
     descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{posixpath.basename(path)}.", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            stream.write(content)
+            if callable(content):
+                content(stream)
+            else:
+                stream.write(content)
             stream.flush()
             os.fchmod(stream.fileno(), mode)
             os.fsync(stream.fileno())
@@ -208,6 +212,15 @@ def write_atomically(path: str, content: str, mode: int) -> None:
             pass
         raise
     _fsync_directory(directory)
+
+
+def json_writer(document: Any) -> Callable[[TextIO], None]:
+    """For :func:`write_atomically`: ``document`` as JSON with sorted keys and a two-space indent, and a newline."""
+    def write(stream: TextIO) -> None:
+        json.dump(document, stream, indent=2, sort_keys=True)
+        stream.write("\n")
+
+    return write
 
 
 def check_state_dir(state_dir: Any) -> str:

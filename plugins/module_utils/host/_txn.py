@@ -57,6 +57,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.host._store impor
     Records,
     check_format,
     check_state_dir,
+    json_writer,
     make_state_dir,
     read_record,
     write_atomically,
@@ -189,7 +190,7 @@ class Journal:
 
 def journal_text(journal: Journal) -> str:
     """The journal file's content: sorted keys, two-space indent (``"token": "<hex>"`` on its own line,
-    which the confirm timer's script greps for)."""
+    which the confirm timer's script greps for). :meth:`JournalStore.write` writes the same text in pieces."""
     return json.dumps(journal.to_dict(), indent=2, sort_keys=True) + "\n"
 
 
@@ -212,7 +213,7 @@ class JournalStore:
         """Replace the journal atomically (0600): a crash leaves the old journal or the new one, whole."""
         try:
             make_state_dir(self.state_dir)
-            write_atomically(self.path, journal_text(journal), 0o600)
+            write_atomically(self.path, json_writer(journal.to_dict()), 0o600)
         except OSError as error:
             raise BackendError("journal", f"cannot write {self.path}: {error.strerror or error}") from None
 
@@ -547,7 +548,7 @@ class History:
             make_state_dir(self.state_dir)
             if not os.path.isdir(self.directory):
                 os.mkdir(self.directory, 0o700)
-            write_atomically(path, json.dumps(entry, indent=2, sort_keys=True) + "\n", 0o600)
+            write_atomically(path, json_writer(entry), 0o600)
             for old in self.generations()[:-keep]:
                 os.unlink(self.path(old))
         except OSError as error:

@@ -28,6 +28,8 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state 
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._store import Records
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._txn import Journal, new_token, owned_snapshot
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._batch import BatchFailed
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._runner import CommandRunner
 
 TOPOLOGY = {
     "interfaces": {"uplink": "eth0"},
@@ -58,8 +60,38 @@ class FakeKernel:
             raise BackendError(str(operation), "No such device")
         self.executed.append(operation.kind)
 
+    def forget_indexes(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
+
+
+class FakeBatch:
+    """The driver's ``ip``/``bridge -batch`` runs, executed by the fake kernel one operation at a time."""
+
+    def __init__(self, host: _driver.HostDriver) -> None:
+        self.host = host  # its kernel fake, which a test may swap
+
+    def execute(self, operations) -> None:
+        for done, operation in enumerate(operations):
+            try:
+                self.host.netlink.execute(operation)
+            except BackendError as error:
+                raise BatchFailed(operation, error.cause, done) from None
+
+
+def no_commands(argv, stdin):
+    """The runner of a driver whose kernel, nft and dnsmasq are fakes: a real command here is a bug of the test."""
+    raise AssertionError(f"a unit test ran a real command: {argv}")
+
+
+def fake_driver(state_dir: str) -> _driver.HostDriver:
+    """A HostDriver on fakes only; it cannot reach the machine (its runner refuses every command)."""
+    host = _driver.HostDriver(state_dir=state_dir, runner=CommandRunner(no_commands))
+    host._netlink = FakeKernel()
+    host.batch = FakeBatch(host)
+    return host
 
 
 class FakeNft:
@@ -151,9 +183,7 @@ def state_dir_files(state_dir: str) -> dict[str, tuple[str, bytes | None]]:
 def driver(tmp_path, monkeypatch):
     monkeypatch.setattr(_driver, "NftCli", lambda runner: FakeNft())
     monkeypatch.setattr(_driver, "DnsmasqControl", lambda runner, state_dir: FakeDnsmasq())
-    host = _driver.HostDriver(state_dir=str(tmp_path))
-    host._netlink = FakeKernel()
-    return host
+    return fake_driver(str(tmp_path))
 
 
 def test_the_firewall_is_loaded_before_any_other_change(driver) -> None:
@@ -219,8 +249,7 @@ def test_check_mode_without_nft_warns_and_plans_the_table_as_absent(driver) -> N
 
 
 def test_a_check_run_on_a_fresh_state_directory_creates_nothing(driver, tmp_path) -> None:
-    fresh = _driver.HostDriver(state_dir=str(tmp_path / "fresh"))
-    fresh._netlink = FakeKernel()
+    fresh = fake_driver(str(tmp_path / "fresh"))
     compiled = compile_topology(TOPOLOGY, state_dir=fresh.state_dir)
     with fresh.locked(check_mode=True):
         assert fresh.apply(compiled.desired, check_mode=True).operations

@@ -23,7 +23,7 @@ from ansible_collections.ghostwarden.core.tests.support.netns import NetNS, netn
 from ansible_collections.ghostwarden.core.tests.support.recorder import StdinRecorder as Recorder
 from ansible_collections.ghostwarden.core.tests.unit.core.test_nft import golden_ruleset
 from ansible_collections.ghostwarden.core.tests.unit.host.test_driver import TOPOLOGY as DRIVER_TOPOLOGY
-from ansible_collections.ghostwarden.core.tests.unit.host.test_driver import FakeDnsmasq, FakeKernel
+from ansible_collections.ghostwarden.core.tests.unit.host.test_driver import FakeBatch, FakeDnsmasq, FakeKernel
 
 __all__ = ["netns"]  # the fixture, imported for pytest
 
@@ -194,6 +194,7 @@ def recorded_driver(tmp_path, monkeypatch):
     host = _driver.HostDriver(state_dir=str(tmp_path), netns="lab", runner=CommandRunner(recorder, netns="lab"))
     host.nft = NftCli(host.runner, which=lambda name: f"/usr/sbin/{name}")
     host._netlink = FakeKernel()
+    host.batch = FakeBatch(host)
     return host, recorder
 
 
