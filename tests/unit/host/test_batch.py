@@ -77,5 +77,3 @@ def test_a_real_kernel_stops_at_the_failing_line() -> None:
         assert links["gw-b"].get("ifalias") == "ghostwarden:gw-b"
         addresses = json.loads(namespace.run("ip", "-j", "addr", "show", "dev", "gw-a").stdout)[0]["addr_info"]
         assert "10.1.0.1" in [item["local"] for item in addresses]
-
-
