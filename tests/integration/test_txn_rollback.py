@@ -272,7 +272,7 @@ def test_state_rolled_back_restores_generation_1(lab: Lab, tmp_path: Path) -> No
     assert preview["changed"] is True and preview["plan"] != []
     # Prepared unified diffs of what the rollback changes: owned objects first, then the table.
     assert [item["prepared"].split("\n", 1)[0] for item in preview["diff"][:2]] == [
-        "--- owned links, addresses, FDB, ports, sysctls (before)", "--- nft table inet ghostwarden (before)"]
+        "--- owned links, addresses, FDB, ports, routes, sysctls (before)", "--- nft table inet ghostwarden (before)"]
     assert "\n-" in preview["diff"][0]["prepared"] or "\n+" in preview["diff"][0]["prepared"]
     assert site.fingerprint() == clean_b
     assert state_files(site.state_dir) == files_before

@@ -16,7 +16,6 @@ import errno
 import fcntl
 import getpass
 import hashlib
-import json
 import os
 import posixpath
 import signal
@@ -53,6 +52,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state 
     summarise,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._probe import run_probes
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._results import nonzero_counts, without_content
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._runner import CommandRunner
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._store import Records, StateStore, write_atomically
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._txn import (
@@ -352,8 +352,8 @@ class HostDriver:
                       f"the real run rolls it back to generation {restored.generation} ({len(operations)} "
                       "operations) before it applies anything",
             # Without file and ruleset contents: the journal holds them, and results stay small.
-            "plan": [_without_content(operation) for operation in operations],
-            "changes": {kind: count for kind, count in summarise(operations).items() if count},
+            "plan": [without_content(operation) for operation in operations],
+            "changes": nonzero_counts(summarise(operations)),
         }
         return recovery, after
 
@@ -681,13 +681,6 @@ def _why_stale(journal: Journal) -> str:
     return "its confirm window closed" if journal.confirm_deadline is not None else "it was interrupted"
 
 
-def _without_content(operation: Operation) -> dict:
-    """An operation as a result shows it, without the file or ruleset text (its sha256 and lines stay)."""
-    shown = operation.to_dict()
-    shown["details"].pop("content", None)
-    return shown
-
-
 def _open_existing(path: str) -> int | None:
     """``path`` opened read-only, None when it does not exist (nothing is created)."""
     try:
@@ -762,39 +755,6 @@ def ruleset_scope(operation: Operation, observed: HostState) -> bool:
 # -- presenting -------------------------------------------------------------------------------
 
 
-def owned_view(state: HostState) -> dict:
-    """The owned part of a host state, for diffs and facts."""
-    return {
-        "links": [link.to_dict() for link in state.links if link.owned],
-        "addresses": [address.to_dict() for address in state.addresses if address.owned],
-        "fdb": [entry.to_dict() for entry in state.fdb if entry.owned],
-        "ports": [item.to_dict() for item in state.enslavements if item.owned],
-        "sysctls": dict(state.sysctls),
-    }
-
-
-def diff_of(before: HostState, after: HostState) -> list[dict]:
-    """Ansible diff items: links/addresses/FDB as JSON text, then the ruleset, then each dnsmasq file."""
-    items = [{
-        "before_header": "owned links, addresses, FDB, ports (before)",
-        "after_header": "owned links, addresses, FDB, ports (after)",
-        "before": json.dumps(owned_view(before), indent=2, sort_keys=True) + "\n",
-        "after": json.dumps(owned_view(after), indent=2, sort_keys=True) + "\n",
-    }, {
-        "before_header": "nft table inet ghostwarden (before)",
-        "after_header": "nft table inet ghostwarden (after)",
-        "before": before.ruleset or "",
-        "after": after.ruleset or "",
-    }]
-    before_files = dict(before.dnsmasq_files)
-    after_files = dict(after.dnsmasq_files)
-    for path in sorted(set(before_files) | set(after_files)):
-        if before_files.get(path) != after_files.get(path):
-            items.append({"before_header": path, "after_header": path,
-                          "before": before_files.get(path, ""), "after": after_files.get(path, "")})
-    return items
-
-
 def owned_only(state: HostState) -> HostState:
     """Drop foreign objects, keeping what a diff or a plan may mention."""
     return replace(
@@ -813,6 +773,6 @@ def recovery_keys(result: ApplyResult) -> dict:
 
 
 __all__ = [
-    "Address", "ApplyResult", "Enslavement", "FdbEntry", "HostDriver", "diff_of", "network_scope", "owned_only",
-    "owned_view", "record_operation", "recovery_keys", "ruleset_scope",
+    "Address", "ApplyResult", "Enslavement", "FdbEntry", "HostDriver", "network_scope", "owned_only",
+    "record_operation", "recovery_keys", "ruleset_scope",
 ]

@@ -74,7 +74,7 @@ def changed_diff(before: HostState, after: HostState) -> list[dict]:
     small as the change, whatever the size of the topology.
     """
     items = []
-    objects = _diff("owned links, addresses, FDB, ports, sysctls", _object_lines(before), _object_lines(after))
+    objects = _diff("owned links, addresses, FDB, ports, routes, sysctls", _object_lines(before), _object_lines(after))
     if objects:
         items.append({"prepared": objects})
     ruleset = _diff("nft table inet ghostwarden", _lines(before.ruleset), _lines(after.ruleset))
@@ -98,6 +98,8 @@ def _object_lines(state: HostState) -> list[str]:
     lines.extend(f"address {item.iface} {item.address}" for item in state.addresses if item.owned)
     lines.extend(f"fdb {item.iface} {item.mac} dst {item.dst}" for item in state.fdb if item.owned)
     lines.extend(f"port {item.port} master {item.master}" for item in state.enslavements if item.owned)
+    lines.extend(f"route {item.dst} dev {item.dev}{f' via {item.gateway}' if item.gateway else ''} table {item.table} "
+                 f"metric {item.metric}" for item in state.routes if item.owned)
     lines.extend(f"sysctl {key} = {value}" for key, value in state.sysctls)
     return sorted(lines)
 

@@ -51,6 +51,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state 
     empty_state,
     summarise,
 )
+from ansible_collections.ghostwarden.core.plugins.module_utils.host._results import nonzero_counts
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._store import (
     LOCK_FILE,
     STATE_FILE,
@@ -538,7 +539,7 @@ class History:
             "time": when,
             "user": user,
             "topology_sha256": topology_sha256(topology),
-            "summary": {kind: count for kind, count in summarise(operations).items() if count},
+            "summary": nonzero_counts(summarise(operations)),
             "topology": topology,
             "state": owned_snapshot(state).to_dict(),
             "records": records.to_dict(),

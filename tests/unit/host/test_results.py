@@ -12,6 +12,7 @@ from ansible_collections.ghostwarden.core.plugins.module_utils.core._host_state 
     HostState,
     LinkState,
     Operation,
+    Route,
     summarise,
 )
 from ansible_collections.ghostwarden.core.plugins.module_utils.host._results import (
@@ -81,7 +82,7 @@ def test_a_diff_shows_only_what_changed() -> None:
     diff = changed_diff(before, after)
     assert len(diff) == 2  # the unchanged dnsmasq file has no item
     objects, ruleset = (item["prepared"] for item in diff)
-    assert objects.startswith("--- owned links, addresses, FDB, ports, sysctls (before)\n")
+    assert objects.startswith("--- owned links, addresses, FDB, ports, routes, sysctls (before)\n")
     assert [line for line in objects.splitlines() if line[:1] in "+-" and line[:3] not in ("---", "+++")] == [
         "+address gw-new 10.9.0.1/24", "+link gw-new bridge ifalias=ghostwarden:gw-new state=up"]
     assert ruleset.startswith("--- nft table inet ghostwarden (before)\n") and "+\t\taccept" in ruleset
@@ -89,10 +90,16 @@ def test_a_diff_shows_only_what_changed() -> None:
     assert changed_diff(after, after) == []
 
 
+def test_an_adopted_route_shows_in_the_diff() -> None:
+    route = Route(dst="0.0.0.0/0", dev="vmbr0", gateway="192.0.2.1", owned=True, adopted_from="eno1")
+    (item,) = changed_diff(HostState(), HostState(routes=[route]))
+    assert "+route 0.0.0.0/0 dev vmbr0 via 192.0.2.1 table 254 metric 0\n" in item["prepared"]
+
+
 def test_foreign_objects_stay_out_of_the_diff() -> None:
     foreign = LinkState("eth0", "other", None, {"state": "up"})
     assert changed_diff(HostState(links=[foreign]), HostState(links=[foreign, bridge("gw-a")])) == [{
-        "prepared": "--- owned links, addresses, FDB, ports, sysctls (before)\n"
-                    "+++ owned links, addresses, FDB, ports, sysctls (after)\n"
+        "prepared": "--- owned links, addresses, FDB, ports, routes, sysctls (before)\n"
+                    "+++ owned links, addresses, FDB, ports, routes, sysctls (after)\n"
                     "@@ -0,0 +1 @@\n"
                     "+link gw-a bridge ifalias=ghostwarden:gw-a state=up\n"}]
