@@ -52,7 +52,7 @@ options:
   return_content:
     description:
       - Return everything about the change - every operation of RV(plan) with its file and ruleset contents and,
-        where the module has them, the normalised RV(topology) and the whole RV(ruleset).
+        where the module returns them, the normalised C(topology) and the whole C(ruleset).
       - Left V(false), the result is small whatever the size of the topology (AWX stores every task result) -
         C(changed), RV(changes) (counts per kind), RV(summary), RV(generation), and the first 50 operations of RV(plan)
         without contents, with RV(plan_omitted) saying how many more there are. Diff mode shows what changed.

@@ -82,7 +82,6 @@ def test_warns_for_each_bridge_both_filter(tmp_path):
     ]
 
 
-
 def test_one_warning_names_every_bridge_both_filter(tmp_path):
     proxmox = {**detect_proxmox(str(pve_root(tmp_path))), "firewall_bridges": [f"gw-n{index}" for index in range(7)]}
     assert double_filtering_warnings(proxmox, [f"gw-n{index}" for index in range(7)]) == [
