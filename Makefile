@@ -35,7 +35,7 @@ help:
 	@echo "make test         deps, sanity, units, integration, molecule, vm-test; stops at the first failure"
 	@echo "make demo         deps, then a 3-node lab with a cluster topology, proved with traffic"
 	@echo "make demo-clean   remove the demo's lab (namespaces, processes, state)"
-	@echo "make bench        run the benchmarks in bench/"
+	@echo "make bench        every benchmark in bench/ (root, about 20 min), then docs/performance.md from their figures"
 	@echo "make clean        remove test output and caches (keeps .venv)"
 
 deps:
@@ -98,10 +98,26 @@ demo: deps
 demo-clean: deps
 	cd $(ROOT) && $(ANSIBLE_ENV) $(VENV)/bin/ansible-playbook ghostwarden.core.demo -e ghostwarden_demo_state=absent
 
+# Every benchmark writes its figures with --json into tests/output/bench/ (kept: bench/report.py --dir
+# tests/output/bench writes the page again); bench/report.py makes docs/performance.md of them (a
+# benchmark that fails or is missing is said there). BENCH_ARGS_<name> adds options to one of them,
+# e.g. make bench BENCH_ARGS_e2e="--cluster-sizes=3 --repeat 1".
 bench: deps
-	@cd $(ROOT) && shopt -s nullglob && scripts=(bench/*.py) && \
-	if [[ $${#scripts[@]} -eq 0 ]]; then echo "bench: no benchmark scripts in bench/" >&2; exit 1; fi; \
-	for script in "$${scripts[@]}"; do echo "== $$script"; $(PYTHON) "$$script"; done
+	@if [[ "$$(id -u)" -ne 0 ]]; then \
+		echo "bench: the benchmarks build network namespaces and must run as root" >&2; exit 1; \
+	fi
+	@cd $(ROOT) && out=tests/output/bench && rm -rf "$$out" && mkdir -p "$$out" && \
+	failed=() && \
+	for name in render apply memory e2e packet_path; do \
+		script="bench/bench_$$name.py"; \
+		if [[ ! -f "$$script" ]]; then echo "== $$script: not in this checkout, skipped"; continue; fi; \
+		echo "== $$script (started $$(date -u +%H:%M:%S), load average $$(cut -d' ' -f1-3 /proc/loadavg))"; \
+		started=$$SECONDS && options="BENCH_ARGS_$$name" && read -ra options <<< "$${!options:-}"; \
+		$(PYTHON) "$$script" --json "$$out/$$name.json" "$${options[@]}" || failed+=("$$script"); \
+		echo "$$name $$((SECONDS - started))" >> "$$out/durations.txt"; \
+	done; \
+	$(PYTHON) bench/report.py --dir "$$out" --output docs/performance.md; \
+	if [[ $${#failed[@]} -gt 0 ]]; then echo "bench: failed: $${failed[*]}" >&2; exit 1; fi
 
 clean:
 	rm -rf $(ROOT)/tests/output $(ROOT)/.pytest_cache $(ROOT)/.hypothesis

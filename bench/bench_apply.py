@@ -366,6 +366,27 @@ def print_targets(results: Sequence[SizeResult]) -> None:
           f"({noop_s:.3f} s; best of {len(target.noop)})")
 
 
+def write_json(path: Path, results: Sequence[SizeResult], args: argparse.Namespace) -> None:
+    """Every measurement (seconds) and the targets as JSON, for bench/report.py (``--json FILE``)."""
+    from dataclasses import asdict  # pylint: disable=import-outside-toplevel
+
+    targets = []
+    target = {item.size: item for item in results}.get(TARGET_SIZE)
+    if target is not None:
+        ratio = min(target.apply) / min(target.floor)
+        targets.append({"text": f"apply within {APPLY_TARGET_RATIO}x of the floor at {TARGET_SIZE} networks",
+                        "met": ratio <= APPLY_TARGET_RATIO,
+                        "figures": f"module {min(target.apply):.3f} s, floor {min(target.floor):.3f} s, x{ratio:.2f}; "
+                                   f"best of {len(target.apply)}"})
+        targets.append({"text": f"no-op re-run under {NOOP_TARGET_S} s at {TARGET_SIZE} networks",
+                        "met": min(target.noop) < NOOP_TARGET_S,
+                        "figures": f"{min(target.noop):.3f} s; best of {len(target.noop)}"})
+    document = {"benchmark": "apply", "command": " ".join(["bench/bench_apply.py", *sys.argv[1:]]),
+                "repeat": args.repeat, "forwards_per_network": FORWARDS_PER_NETWORK,
+                "sizes": [asdict(item) for item in results], "targets": targets}
+    path.write_text(json.dumps(document, indent=1) + "\n")
+
+
 # -- where the module's time goes ---------------------------------------------------------------
 
 # (module_utils or module attribute path, label): wrapped in the phase-timing child, cumulative wall clock
@@ -530,6 +551,7 @@ def main() -> int:
     parser.add_argument("--phase-child", nargs=2, metavar=("ARGS_JSON", "REPORT_JSON"), help=argparse.SUPPRESS)
     parser.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"),
                         help="interpreter the module runs with")
+    parser.add_argument("--json", type=Path, help="write the figures to this file as JSON")
     args = parser.parse_args()
     if args.phase_child:
         phase_child(*args.phase_child)
@@ -557,6 +579,8 @@ def main() -> int:
                 print(f"  measured {size} networks", file=sys.stderr, flush=True)
             print_table(results)
             print_targets(results)
+            if args.json:
+                write_json(args.json, results, args)
             if explain:
                 explain_size(explain, args, namespaces, Path(tmp))
         except BenchError as error:

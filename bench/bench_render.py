@@ -68,20 +68,38 @@ def measure(data: dict, repeat: int) -> tuple[float, float, float, int]:
     return min(parse_times), min(nft_times), min(dnsmasq_times), len(ruleset)
 
 
+def write_json(path: Path, rows: list[dict], growth: float, args: argparse.Namespace) -> None:
+    """The figures (best of --repeat, seconds) and the target as JSON, for bench/report.py (``--json FILE``)."""
+    import json  # pylint: disable=import-outside-toplevel
+
+    by_size = {row["networks"]: row for row in rows}
+    targets = [] if 1000 not in by_size else [{
+        "text": "1000 networks with 10000 forwards validated and rendered in < 0.5 s",
+        "met": by_size[1000]["total"] < 0.5, "figures": f"{by_size[1000]['total']:.3f} s; best of {args.repeat}"}]
+    document = {"benchmark": "render", "command": " ".join(["bench/bench_render.py", *sys.argv[1:]]),
+                "repeat": args.repeat, "statistic": "best", "forwards_per_network": FORWARDS_PER_NETWORK,
+                "sizes": rows, "growth_per_network": growth, "targets": targets}
+    path.write_text(json.dumps(document, indent=1) + "\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10,100,1000")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="write the figures to this file as JSON")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
 
     print(f"{'networks':>8} {'forwards':>8} {'validate s':>11} {'nft s':>8} {'dnsmasq s':>10} "
           f"{'total s':>8} {'us/network':>10} {'ruleset KiB':>11}")
     totals = {}
+    rows = []
     for size in sizes:
         parse_s, nft_s, dnsmasq_s, ruleset_len = measure(make_topology(size), args.repeat)
         total = parse_s + nft_s
         totals[size] = total
+        rows.append({"networks": size, "validate": parse_s, "nft": nft_s, "dnsmasq": dnsmasq_s, "total": total,
+                     "ruleset_bytes": ruleset_len})
         print(f"{size:>8} {size * FORWARDS_PER_NETWORK:>8} {parse_s:>11.4f} {nft_s:>8.4f} {dnsmasq_s:>10.4f} "
               f"{total:>8.4f} {total / size * 1e6:>10.1f} {ruleset_len / 1024:>11.1f}")
     smallest, largest = min(sizes), max(sizes)
@@ -91,6 +109,8 @@ def main() -> int:
         verdict = "met" if totals[1000] < 0.5 else "NOT met"
         print(f"target: 1000 networks with 10000 forwards validated and rendered in < 0.5 s: "
               f"{verdict} ({totals[1000]:.3f} s)")
+    if args.json:
+        write_json(args.json, rows, growth, args)
     return 0
 
 
