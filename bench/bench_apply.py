@@ -69,8 +69,11 @@ class BenchError(RuntimeError):
     """A run failed or produced something other than the module's state: no figure to report."""
 
 
-def make_topology(networks: int) -> dict:
-    """``networks`` routed networks with 3 forwards each (distinct public ports), masquerading to the uplink."""
+def make_topology(networks: int, forwards: int = FORWARDS_PER_NETWORK) -> dict:
+    """``networks`` routed networks with ``forwards`` forwards each (distinct public ports), masquerading to the uplink.
+
+    bench_e2e and bench_memory build their topologies with it too.
+    """
     nets = {}
     for index in range(networks):
         second, third = divmod(index, 256)
@@ -82,8 +85,8 @@ def make_topology(networks: int) -> dict:
             "masq_out": "uplink",
             "policy_profile": "routed-tight",
             "forwards": [
-                {"public": f"0.0.0.0:{10000 + index * FORWARDS_PER_NETWORK + n}/tcp", "dst": f"{prefix}.{10 + n}:22"}
-                for n in range(FORWARDS_PER_NETWORK)
+                {"public": f"0.0.0.0:{10000 + index * forwards + n}/tcp", "dst": f"{prefix}.{10 + n}:22"}
+                for n in range(forwards)
             ],
         }
     return {"version": 1, "interfaces": {"uplink": UPLINK}, "management": {"allow_from": ["192.0.2.0/24"]},

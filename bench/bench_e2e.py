@@ -57,6 +57,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import bench_apply
 import bench_cluster
 from bench_cluster import ROOT, BenchError, Recording, run_recorded, terminate_cleanly, wait_for_quiet_kernel
 
@@ -68,6 +69,7 @@ from ansible_collections.ghostwarden.core.tests.support.netns import (
     stop_processes,
 )
 from ansible_collections.ghostwarden.core.tests.support.playbook import write_yaml
+from ansible_collections.ghostwarden.core.tests.support.sshd import prepare_sshd
 from ansible_collections.ghostwarden.core.tests.support.traffic import tcp_client
 
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -88,23 +90,10 @@ APPLY_BYTES = 50_000  # apply result, under
 
 
 def make_topology(networks: int) -> dict:
-    """``networks`` routed networks with 2 forwards each (distinct public ports), masquerading to the uplink."""
-    nets = {}
-    for index in range(networks):
-        second, third = divmod(index, 256)
-        prefix = f"10.{second}.{third}"
-        nets[f"net{index:05d}"] = {
-            "type": "routed",
-            "cidr": f"{prefix}.0/24",
-            "gw_ip": f"{prefix}.1",
-            "masq_out": "uplink",
-            "policy_profile": "routed-tight",
-            "forwards": [
-                {"public": f"0.0.0.0:{10000 + index * FORWARDS_PER_NETWORK + n}/tcp", "dst": f"{prefix}.{10 + n}:22"}
-                for n in range(FORWARDS_PER_NETWORK)
-            ],
-        }
-    return {"version": 1, "interfaces": {"uplink": UPLINK}, "networks": nets}
+    """bench_apply's routed networks with 2 forwards each, without management.allow_from (as most users run)."""
+    topology = bench_apply.make_topology(networks, FORWARDS_PER_NETWORK)
+    del topology["management"]
+    return topology
 
 
 def play(state_dir: Path) -> list[dict]:
@@ -167,27 +156,7 @@ def start_sshd(lab: Lab, ctl: str, target: str, directory: Path) -> Path:
 
     The pattern of tests/integration/test_confirm_ssh.py.
     """
-    directory.mkdir(parents=True)
-    for name in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(directory / name)], check=True)
-    (directory / "authorized_keys").write_text((directory / "client_key.pub").read_text())
-    config = directory / "sshd_config"
-    config.write_text("\n".join([
-        f"ListenAddress {TARGET}",
-        "Port 22",
-        f"HostKey {directory / 'host_key'}",
-        f"PidFile {directory / 'sshd.pid'}",
-        f"AuthorizedKeysFile {directory / 'authorized_keys'}",
-        "PermitRootLogin prohibit-password",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "UsePAM no",
-        # The key files live under /tmp, which is world-writable: StrictModes would refuse them.
-        "StrictModes no",
-        "Subsystem sftp internal-sftp",
-        "LogLevel ERROR",
-    ]) + "\n")
-    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
+    config, client_key = prepare_sshd(directory, TARGET, log_level="ERROR")
     with open(directory / "sshd.log", "w", encoding="utf-8") as log:
         lab.processes.append(netns_spawn(target, SSHD, "-D", "-e", "-f", str(config), stdout=subprocess.DEVNULL,
                                          stderr=log))
@@ -195,7 +164,7 @@ def start_sshd(lab: Lab, ctl: str, target: str, directory: Path) -> Path:
     while time.monotonic() < deadline:
         answer = netns_exec(ctl, *tcp_client(TARGET, 22, 1), check=False).stdout
         if answer.startswith("SSH-2.0-"):
-            return directory / "client_key"
+            return client_key
         time.sleep(0.2)
     raise BenchError(f"sshd on {TARGET}:22 did not answer within 15 s: {(directory / 'sshd.log').read_text()[-2000:]}")
 

@@ -36,6 +36,9 @@ import conftest  # noqa: E402  (makes the collection importable, as the tests do
 
 from ansible_collections.ghostwarden.core.tests.support.netns import create_netns, delete_netns  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+import bench_apply  # noqa: E402  (its topology, so that both benchmarks measure the same shape)
+
 MODULE = ROOT / "plugins" / "modules" / "ghostwarden_apply.py"
 TARGET_MB = 80.0
 UPLINK = "up0"
@@ -51,22 +54,6 @@ atexit.register(report)
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
-
-
-def make_topology(networks: int, forwards: int) -> dict:
-    nets = {}
-    port = 10000
-    for index in range(networks):
-        second, third = divmod(index, 256)
-        prefix = f"10.{100 + second}.{third}"
-        entries = []
-        for offset in range(forwards):
-            entries.append({"public": f"0.0.0.0:{port}/tcp", "dst": f"{prefix}.{10 + offset}:22"})
-            port += 1
-        nets[f"n{index:05d}"] = {"type": "routed", "cidr": f"{prefix}.0/24", "gw_ip": f"{prefix}.1",
-                                 "masq_out": "uplink", "policy_profile": "routed-tight", "forwards": entries}
-    return {"version": 1, "interfaces": {"uplink": UPLINK}, "management": {"allow_from": ["192.0.2.0/24"]},
-            "networks": nets}
 
 
 def module_env() -> dict:
@@ -95,7 +82,7 @@ def run_module(python: str, args_file: Path, expect_changed: bool) -> tuple[floa
 
 
 def measure(args: argparse.Namespace, workdir: Path) -> dict:
-    topology = make_topology(args.networks, args.forwards)
+    topology = bench_apply.make_topology(args.networks, args.forwards)
     figures: dict[str, list[float]] = {"apply_mb": [], "noop_mb": [], "apply_s": [], "noop_s": []}
     for repetition in range(args.repeat):
         name = f"gwm-{secrets.token_hex(4)}"

@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from ansible_collections.ghostwarden.core.tests.support.playbook import (
     start_playbook,
     write_yaml,
 )
+from ansible_collections.ghostwarden.core.tests.support.sshd import prepare_sshd
 
 pytestmark = pytest.mark.root
 
@@ -76,32 +76,12 @@ def topology_b() -> dict:
 
 def start_sshd(lab: Lab, ctl: str, host: str, directory: Path) -> Path:
     """sshd on HOST:22 inside ``host`` (ready once ``ctl`` reads its banner); the client's private key."""
-    directory.mkdir(parents=True)
-    for name in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(directory / name)], check=True)
-    (directory / "authorized_keys").write_text((directory / "client_key.pub").read_text())
-    config = directory / "sshd_config"
-    config.write_text("\n".join([
-        f"ListenAddress {HOST}",
-        "Port 22",
-        f"HostKey {directory / 'host_key'}",
-        f"PidFile {directory / 'sshd.pid'}",
-        f"AuthorizedKeysFile {directory / 'authorized_keys'}",
-        "PermitRootLogin prohibit-password",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "UsePAM no",
-        # The key files live under /tmp, which is world-writable: StrictModes would refuse them.
-        "StrictModes no",
-        "Subsystem sftp internal-sftp",
-        "LogLevel VERBOSE",
-    ]) + "\n")
-    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
+    config, client_key = prepare_sshd(directory, HOST)
     log = open(directory / "sshd.log", "w", encoding="utf-8")  # pylint: disable=consider-using-with
     lab.spawn(host, SSHD, "-D", "-e", "-f", str(config), stderr=log)
     lab.wait_for(lambda: lab.connect_tcp(ctl, HOST, 22, timeout=1).startswith("SSH-2.0-"),
                  timeout=15, what=f"sshd on {HOST}:22")
-    return directory / "client_key"
+    return client_key
 
 
 class SshPlays:
